@@ -1,0 +1,51 @@
+"""rvscgd: the math of the study (model.md), pure numpy/scipy, no file I/O.
+
+Public names (stable; see each docstring):
+
+- model: ``make_teacher``, ``forward``, ``population_loss``, ``angle``,
+  ``coarse_gradient``, ``expected_coarse_gradient``, ``coarse_constant``
+- penalties: ``prox``, ``penalty_value``, ``threshold``
+- limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
+- engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
+"""
+
+from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from .limit import Limit, LimitSearch, predicted_limit
+from .model import (
+    STES,
+    angle,
+    coarse_constant,
+    coarse_gradient,
+    expected_coarse_gradient,
+    forward,
+    make_teacher,
+    population_loss,
+)
+from .penalties import PENALTIES, penalty_value, prox, threshold
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODES",
+    "PENALTIES",
+    "STATUS",
+    "STES",
+    "Limit",
+    "LimitSearch",
+    "Runs",
+    "TrainResult",
+    "angle",
+    "coarse_constant",
+    "coarse_gradient",
+    "expected_coarse_gradient",
+    "forward",
+    "log_record_steps",
+    "make_runs",
+    "make_teacher",
+    "penalty_value",
+    "population_loss",
+    "predicted_limit",
+    "prox",
+    "threshold",
+    "train",
+]
