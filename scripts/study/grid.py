@@ -1,0 +1,84 @@
+"""What the config means: the study's cells, seeds and run grid.
+
+Pure functions of the (already validated) config dict; cheap to import, so
+the Snakefile can use them at parse time without numpy-heavy work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+# Coordinates of one training batch (a cell), in the order of the flattened runs.
+RUN_DIMS = ("penalty", "lam", "beta", "eta", "ste", "normalise")
+MODES = ("population", "empirical")
+
+# SeedSequence spawn-key purposes: each random object has its own stream.
+PURPOSE = {"teacher": 0, "start": 1, "stream": 2, "train_set": 3, "limit_starts": 4}
+
+POPULATION_BATCH = "inf"  # the expectation: an infinite batch
+
+
+def teacher_sparsity(config: dict, n: int) -> int:
+    """Nonzeros s of w* for dimension n: a count (int >= 1) or a fraction of n (0 < x < 1)."""
+    value = config["teacher"]["sparsity"]
+    s = max(1, round(value * n)) if isinstance(value, float) and value < 1 else int(value)
+    if s > n:
+        raise ValueError(f"teacher.sparsity={value!r} gives s={s} > n={n}: s must be <= n")
+    return s
+
+
+def relu_constant(k: int) -> float:
+    """c(k) = 1 / (2 k sqrt(2 pi)), the relu expected-coarse-gradient constant."""
+    return 1.0 / (2.0 * k * math.sqrt(2.0 * math.pi))
+
+
+def lam_effective(config: dict, lam: float, k: int) -> float:
+    """The lambda the algorithm uses: the configured value, or that times c(k)."""
+    if config["grid"]["lam_units"] == "relative_to_c":
+        return lam * relu_constant(k)
+    return float(lam)
+
+
+def run_coords(config: dict) -> dict:
+    """The run grid's coordinate values, in RUN_DIMS order."""
+    g = config["grid"]
+    return {
+        "penalty": list(g["penalty"]),
+        "lam": [float(x) for x in g["lam"]],
+        "beta": [float(x) for x in g["beta"]],
+        "eta": [float(x) for x in g["eta"]],
+        "ste": list(g["ste"]),
+        "normalise": [bool(x) for x in g["normalise"]],
+    }
+
+
+def run_table(config: dict):
+    """All runs of one cell, as a list of dicts (C order over RUN_DIMS)."""
+    coords = run_coords(config)
+    return [dict(zip(RUN_DIMS, values, strict=True)) for values in itertools.product(*coords.values())]
+
+
+def cells(config: dict, mode: str) -> list[dict]:
+    """Training cells of a mode: one job each, all runs of the grid batched inside."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not config[mode]["enabled"]:
+        return []
+    batches = [POPULATION_BATCH] if mode == "population" else [str(b) for b in config["empirical"]["batch_size"]]
+    return [
+        {"mode": mode, "n": n, "k": k, "seed": seed, "batch": b}
+        for n in config["dims"]["n"]
+        for k in config["dims"]["k"]
+        for seed in config["seeds"]
+        for b in batches
+    ]
+
+
+def seed_sequence_key(config: dict, n: int, k: int, seed: int, purpose: str) -> dict:
+    """Arguments of numpy.random.SeedSequence for one random object of a cell.
+
+    The key is the cell's coordinates, never the job order, so results do
+    not depend on cores, scheduling or which cells exist.
+    """
+    return {"entropy": int(config["seed"]), "spawn_key": (int(n), int(k), int(seed), PURPOSE[purpose])}

@@ -1,0 +1,14 @@
+rule aggregate:
+    input:
+        train=lambda wc: train_files(wc.mode),
+        data=lambda wc: cell_files(wc.mode, "data"),
+        limits=lambda wc: cell_files(wc.mode, "limits"),
+    output:
+        f"{RESULTS}/datasets/{{mode}}.nc",
+    log:
+        f"{LOGS}/aggregate/{{mode}}.log",
+    benchmark:
+        f"{BENCH}/aggregate/{{mode}}.tsv"
+    localrule: True
+    script:
+        "../../scripts/aggregate.py"
