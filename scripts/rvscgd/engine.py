@@ -16,10 +16,25 @@ One step, per run (columns of W):
   u   = prox_{(lam/beta) P}(w)
   w'  = w - eta (g(w) + beta (w - u))
   w'  = w' / ||w'||                      (if normalise; off = the ablation)
+
+Precision
+---------
+float64 (default) : the exact path: inputs from ``Generator(PCG64(seed))
+                    .standard_normal`` in float64, float64 products. The
+                    reference the tests compare one-run-at-a-time against.
+float32           : the fast path for the empirical modes (what the pipeline
+                    uses): float32 Box-Muller normals from a fixed number of
+                    sub-streams of the seed (``sampling``), drawn in threads
+                    and one minibatch ahead of the products, float32 products
+                    with exact integer-valued weights, BLAS pinned to one
+                    thread. Same distribution, other draws: it agrees with the
+                    exact path statistically, not run by run; bit-reproducible
+                    for a seed whatever the number of sampling threads.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +42,9 @@ import numpy as np
 from .limit import check_params
 from .model import STES, angle, check_ste, expected_coarse_gradient_fast
 from .penalties import PENALTIES, check_penalty, prox
+from .sampling import MinibatchSampler
+
+PRECISIONS = ("float64", "float32")
 
 MODES = ("population", "fresh", "fixed")
 STATUS = ("converged", "max_steps", "diverged")
@@ -50,7 +68,7 @@ class Runs:
     def __len__(self) -> int:
         return int(self.lam.size)
 
-    def select(self, idx) -> "Runs":
+    def select(self, idx) -> Runs:
         return Runs(**{f: getattr(self, f)[idx] for f in self.__dataclass_fields__})
 
 
@@ -149,6 +167,79 @@ def empirical_coarse_gradient(Zf: np.ndarray, z_star: np.ndarray, W: np.ndarray,
     return Zf.T @ weights
 
 
+class _Workspace:
+    """Flat scratch buffers reused across steps (the active set only shrinks)."""
+
+    def __init__(self):
+        self._bufs = {}
+
+    def take(self, name: str, shape, dtype) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self._bufs.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self._bufs[name] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
+
+
+def _positive_counts(Z32: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """Per input, how many of its k patches have ``<Z_i, w> > 0`` (float32 counts)."""
+    pos = (Z32 @ w.astype(np.float32)) > 0
+    return pos.reshape(-1, k).sum(axis=1).astype(np.float32)
+
+
+def empirical_coarse_gradient_f32(
+    Z32: np.ndarray, count_star: np.ndarray, W: np.ndarray, k: int, ste_codes, work: _Workspace | None = None
+) -> np.ndarray:
+    """``empirical_coarse_gradient`` with float32 products (the fast path).
+
+    ``Z32`` is the (B k, n) float32 batch, ``count_star`` (B,) the number of
+    patches per input with ``<Z_i, w*> > 0`` (so ``f(Z; w*) = count/k``), ``W``
+    the (n, R) float64 weights. Each column is scaled to unit norm before the
+    cast (signs do not change, and float32 cannot overflow on an unnormalised
+    run; clipped_relu compares with ``1/||w||`` instead of 1). The weights
+    ``mu'(.) (count_w - count_star)`` are small integers, exact in float32; the
+    factor ``1/(k B k)`` is applied in float64. Returns (n, R) float64.
+    """
+    work = _Workspace() if work is None else work
+    Bk, n = Z32.shape
+    B = Bk // k
+    R = W.shape[1]
+    norms = np.linalg.norm(W, axis=0)
+    W32 = (W / norms).astype(np.float32)
+    P = work.take("P", (Bk, R), np.float32)
+    np.matmul(Z32, W32, out=P)
+    pos = work.take("pos", (Bk, R), np.bool_)
+    np.greater(P, 0, out=pos)
+    pos3 = pos.reshape(B, k, R).view(np.uint8)
+    acc_dtype = np.uint8 if k < 256 else np.uint32
+    count = work.take("count", (B, R), acc_dtype)
+    if k <= 16:
+        np.copyto(count, pos3[:, 0, :])
+        for i in range(1, k):
+            np.add(count, pos3[:, i, :], out=count)
+    else:
+        np.sum(pos3, axis=1, dtype=acc_dtype, out=count)
+    diff = work.take("diff", (B, R), np.float32)
+    np.subtract(count, count_star[:, None], out=diff, dtype=np.float32, casting="unsafe")
+    codes = np.asarray(ste_codes)
+    if np.all(codes == 0):
+        mu = pos
+    else:
+        mu = work.take("mu", (Bk, R), np.bool_)
+        np.copyto(mu, pos)
+        ident = np.flatnonzero(codes == 1)
+        if ident.size:
+            mu[:, ident] = True
+        clip = np.flatnonzero(codes == 2)
+        if clip.size:
+            limit = (1.0 / norms[clip]).astype(np.float32)
+            mu[:, clip] &= P[:, clip] < limit
+    M = work.take("M", (Bk, R), np.float32)
+    np.multiply(mu.reshape(B, k, R), diff[:, None, :], out=M.reshape(B, k, R))
+    G = Z32.T @ M
+    return G.astype(np.float64) * (1.0 / (k * Bk))
+
+
 def train(
     w_star: np.ndarray,
     w0: np.ndarray,
@@ -163,6 +254,8 @@ def train(
     seed=0,
     record_steps=None,
     w_ref: np.ndarray | None = None,
+    precision: str = "float64",
+    sample_threads: int = 2,
 ) -> TrainResult:
     """Run RVSCGD for every run of ``runs`` from the common start ``w0``.
 
@@ -177,9 +270,24 @@ def train(
     tol : a run has converged when ``||w^{t+1} - w^t|| <= tol``.
     batch_size : B, inputs per step in "fresh" mode.
     train_size : m, size of the training set in "fixed" mode.
-    seed : int or numpy SeedSequence of the input stream.
+    seed : int or numpy SeedSequence of the input stream (never mutated).
     record_steps : steps at which traces are recorded (default log-spaced).
     w_ref : (R, n) reference weights (the predicted limits) for ``dist_ref``.
+    precision : "float64" (default, the exact path) or "float32" (the fast
+        path of the empirical modes; see the module docstring). With
+        "float32" the inputs are ``sampling``'s float32 Box-Muller normals
+        from ``sampling.SUBSTREAMS`` fixed sub-streams of ``seed`` (other
+        draws than the exact path's, same distribution), the two products per
+        step are float32 (the weights ``w`` stay float64 between steps), and
+        the BLAS library is limited to one thread for the duration of the call
+        (process-wide, restored afterwards) so the float sums never change
+        order. Bit-identical results for a given seed on a given machine and
+        numpy build, whatever ``sample_threads``. No effect in "population"
+        mode (nothing is sampled there).
+    sample_threads : with precision "float32" in "fresh" mode, threads drawing
+        the next minibatch (one block per sub-stream) while the current step's
+        products run; 0 draws in the calling thread. Speed only: the results
+        do not depend on it.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -187,6 +295,10 @@ def train(
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if int(sample_threads) != sample_threads or sample_threads < 0:
+        raise ValueError(f"sample_threads must be an integer >= 0, got {sample_threads!r}")
     w_star = np.asarray(w_star, dtype=float)
     n = w_star.size
     w0 = np.asarray(w0, dtype=float)
@@ -197,23 +309,76 @@ def train(
     record = record[record <= max_steps]
     ref = None if w_ref is None else np.asarray(w_ref, dtype=float).T  # (n, R)
     codes = _ste_codes(runs)
+    fast = precision == "float32" and mode != "population"
 
-    rng = np.random.Generator(np.random.PCG64(seed))
     if mode == "fresh":
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if mode == "fixed":
         if train_size is None or int(train_size) != train_size or train_size < 1:
             raise ValueError(f"train_size must be a positive integer in mode 'fixed', got {train_size!r}")
-        Z_train = rng.standard_normal((int(train_size) * k, n))
-        z_star_train = Z_train @ w_star
 
+    with ExitStack() as stack:
+        if fast:
+            from threadpoolctl import threadpool_limits
+
+            # One BLAS thread: the float32 sums keep one order, and idle BLAS
+            # threads do not spin on the cores the sampling threads use.
+            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+        draw = _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack)
+        return _run(w_star, w0, k, runs, mode, draw, fast, int(max_steps), tol, record, ref, codes, R, n)
+
+
+def _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack):
+    """``draw(t)`` -> the step's inputs for the gradient, or None in population mode.
+
+    Exact path: ``(Zf, z_star)`` float64 (``empirical_coarse_gradient``);
+    fast path: ``(Z32, count_star)`` (``empirical_coarse_gradient_f32``).
+    """
+    if mode == "population":
+        return None
+    if not fast:
+        rng = np.random.Generator(np.random.PCG64(seed))
+        if mode == "fixed":
+            Z_train = rng.standard_normal((int(train_size) * k, n))
+            z_star_train = Z_train @ w_star
+            return lambda t: (Z_train, z_star_train)
+
+        def draw_exact(t):
+            Zf = rng.standard_normal((int(batch_size) * k, n))
+            return Zf, Zf @ w_star
+
+        return draw_exact
+
+    items = int(batch_size) if mode == "fresh" else int(train_size)
+    counts = [np.empty(items, np.float32) for _ in range(2)]
+
+    def teacher_counts(slot, i, lo, hi):  # runs in the sampling thread, after block i
+        Z = sampler.buffers[slot][lo:hi]
+        counts[slot][lo // k : hi // k] = _positive_counts(Z, w_star, k)
+
+    threads = int(sample_threads) if mode == "fresh" else 0
+    sampler = stack.enter_context(MinibatchSampler(seed, items, k, n, threads=threads, post=teacher_counts))
+    if mode == "fixed":
+        slot, Z_train = sampler.next(prefetch=False)
+        count_train = counts[slot]
+        return lambda t: (Z_train, count_train)
+
+    def draw_fast(t):
+        slot, Z = sampler.next(prefetch=t + 1 < max_steps)
+        return Z, counts[slot]
+
+    return draw_fast
+
+
+def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, codes, R, n) -> TrainResult:
     W = np.repeat((w0 / np.linalg.norm(w0))[:, None], R, axis=1)
     status = np.full(R, STATUS.index("max_steps"), dtype=np.int8)
     steps_run = np.full(R, int(max_steps), dtype=np.int64)
     active = np.ones(R, dtype=bool)
     T = record.size
     traces = {name: np.full((R, T), np.nan) for name in ("angle_w", "angle_u", "loss", "sparsity_u", "dist_ref")}
+    work = _Workspace()
 
     def write_trace(col_idx, Wc, j):
         Uc = prox_columns(Wc, runs.select(col_idx))
@@ -242,12 +407,11 @@ def train(
         Wa = W[:, idx]
         if mode == "population":
             G = expected_coarse_gradient_fast(Wa, w_star, k, codes[idx])
+        elif fast:
+            Z32, count_star = draw(t)
+            G = empirical_coarse_gradient_f32(Z32, count_star, Wa, k, codes[idx], work)
         else:
-            if mode == "fresh":
-                Zf = rng.standard_normal((int(batch_size) * k, n))
-                zs = Zf @ w_star
-            else:
-                Zf, zs = Z_train, z_star_train
+            Zf, zs = draw(t)
             G = empirical_coarse_gradient(Zf, zs, Wa, k, codes[idx])
         U = prox_columns(Wa, sub)
         W_new = Wa - sub.eta * (G + sub.beta * (Wa - U))

@@ -176,9 +176,20 @@ def _clipped_relu_plane(theta: float, norm_w: float) -> tuple[float, float]:
     def phi(x):
         return np.exp(-0.5 * x * x) / _SQRT_2PI
 
-    opts = dict(epsabs=1e-14, epsrel=1e-12, limit=200)
-    a1 = integrate.quad(lambda x: x * phi(x) * prob_off(x), 0.0, upper, **opts)[0]
-    a2 = integrate.quad(lambda x: phi(x) * x2_part(x), 0.0, upper, **opts)[0]
+    opts = dict(epsabs=1e-15, epsrel=1e-12, limit=200)
+    # Near theta = 0 or pi both integrands change on the scale s/|c| next to
+    # x1 = 0 (a spike of width s/|c| in a2, a step in a1): quadrature over
+    # [0, upper] alone samples no point inside it and misses it. Split the
+    # interval at multiples of that scale so every piece resolves it.
+    scale = s / abs(c) if abs(c) > 0 else np.inf
+    cuts = [b for b in (scale, 4.0 * scale, 16.0 * scale) if 0.0 < b < upper]
+    edges = [0.0, *cuts, upper]
+
+    def integral(f):
+        return sum(integrate.quad(f, lo, hi, **opts)[0] for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+
+    a1 = integral(lambda x: x * phi(x) * prob_off(x))
+    a2 = integral(lambda x: phi(x) * x2_part(x))
     return a1, a2
 
 

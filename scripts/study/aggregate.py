@@ -41,8 +41,6 @@ def cell_dataset(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, mode: 
     ds.update({f"predicted_{k}": v for k, v in support_metrics(ds["u_bar"], ds["w_star"]).items()})
     ds = ds.drop_vars("feature")
     coords = {"n": [int(train.attrs["n"])], "k": [int(train.attrs["k"])], "seed": [int(train.attrs["seed"])]}
-    if mode == "empirical":
-        coords["batch_size"] = [int(train.attrs["batch_size"])]
     ds = ds.expand_dims(coords)
     ds.attrs = {}
     return ds

@@ -9,7 +9,6 @@ import xarray as xr
 import rvscgd
 
 from .grid import (
-    POPULATION_BATCH,
     RUN_DIMS,
     lam_effective,
     run_coords,
@@ -113,10 +112,13 @@ def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def train_cell(
-    config: dict, mode: str, batch: str, data: xr.Dataset, limits: xr.Dataset, threads: int = 1
-) -> xr.Dataset:
-    """Train every run of the grid on one cell with the batched engine."""
+def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, threads: int = 1) -> xr.Dataset:
+    """Train every run of the grid on one cell with the batched engine.
+
+    In empirical mode every batch size B is trained (dimension
+    ``batch_size``), all on the same input stream (common random numbers);
+    with a fixed training set, ``batch_size`` holds the set's size m.
+    """
     n, k, seed = int(data.attrs["n"]), int(data.attrs["k"]), int(data.attrs["seed"])
     w_star = data["w_star"].values
     w0 = data["w0"].values
@@ -142,31 +144,45 @@ def train_cell(
         ]
     )
     mcfg = config[mode]
-    stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream"))
-    kwargs = {}
-    if mode == "population":
-        engine_mode = "population"
-    elif config["empirical"]["sampling"] == "fresh":
-        engine_mode = "fresh"
-        kwargs["batch_size"] = int(batch)
-    else:
-        engine_mode = "fixed"
-        kwargs["train_size"] = int(config["empirical"]["train_size"])
-        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "train_set"))
     record = rvscgd.log_record_steps(mcfg["max_steps"], config["trace_points"])
-    res = rvscgd.train(
-        w_star,
-        w0,
-        k,
-        runs,
-        engine_mode,
-        max_steps=mcfg["max_steps"],
-        tol=mcfg["tol"],
-        seed=stream,
-        record_steps=record,
-        w_ref=w_ref,
-        **kwargs,
-    )
+
+    def one(engine_mode, stream, **kwargs):
+        res = rvscgd.train(
+            w_star,
+            w0,
+            k,
+            runs,
+            engine_mode,
+            max_steps=mcfg["max_steps"],
+            tol=mcfg["tol"],
+            seed=stream,
+            record_steps=record,
+            w_ref=w_ref,
+            **kwargs,
+        )
+        return _result_dataset(res, shape, coords, n)
+
+    if mode == "population":
+        ds = one("population", None)
+        sampling = "expectation"
+    elif config["empirical"]["sampling"] == "fresh":
+        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream"))
+        sizes = [int(b) for b in config["empirical"]["batch_size"]]
+        ds = xr.concat([one("fresh", stream, batch_size=b) for b in sizes], dim="batch_size")
+        ds = ds.assign_coords(batch_size=("batch_size", sizes, {"long_name": "inputs per step B"}))
+        sampling = "fresh"
+    else:
+        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "train_set"))
+        m = int(config["empirical"]["train_size"])
+        ds = one("fixed", stream, train_size=m).expand_dims(batch_size=[m])
+        ds["batch_size"].attrs["long_name"] = "fixed training set size m (full batch)"
+        sampling = "fixed"
+    ds.attrs.update({"n": n, "k": k, "seed": seed, "mode": mode, "sampling": sampling})
+    return ds
+
+
+def _result_dataset(res, shape, coords, n) -> xr.Dataset:
+    """A TrainResult as a dataset over RUN_DIMS (+ step, feature)."""
     T = res.record_steps.size
     data_vars = {}
     names = {"dist_ref": "dist_wbar"}
@@ -186,20 +202,11 @@ def train_cell(
     )
     data_vars["status"] = (RUN_DIMS, res.status.reshape(shape), dict(STATUS_ATTRS))
     data_vars["steps_run"] = (RUN_DIMS, res.steps_run.reshape(shape), {"long_name": "steps taken", "units": "1"})
-    ds = xr.Dataset(
+    return xr.Dataset(
         data_vars,
         coords={
             **{d: (d, coords[d]) for d in RUN_DIMS},
             "step": ("step", res.record_steps, {"long_name": "iteration t"}),
             "feature": np.arange(n),
         },
-        attrs={
-            "n": n,
-            "k": k,
-            "seed": seed,
-            "mode": mode,
-            "sampling": "expectation" if mode == "population" else engine_mode,
-            "batch_size": POPULATION_BATCH if mode == "population" else str(batch),
-        },
     )
-    return ds

@@ -16,7 +16,6 @@ MODES = ("population", "empirical")
 # SeedSequence spawn-key purposes: each random object has its own stream.
 PURPOSE = {"teacher": 0, "start": 1, "stream": 2, "train_set": 3, "limit_starts": 4}
 
-POPULATION_BATCH = "inf"  # the expectation: an infinite batch
 
 
 def teacher_sparsity(config: dict, n: int) -> int:
@@ -60,18 +59,18 @@ def run_table(config: dict):
 
 
 def cells(config: dict, mode: str) -> list[dict]:
-    """Training cells of a mode: one job each, all runs of the grid batched inside."""
+    """Training cells of a mode: one job each, every run of the grid (and,
+    in empirical mode, every batch size) batched inside. A new seed or
+    dimension adds cells; it never invalidates the existing ones."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not config[mode]["enabled"]:
         return []
-    batches = [POPULATION_BATCH] if mode == "population" else [str(b) for b in config["empirical"]["batch_size"]]
     return [
-        {"mode": mode, "n": n, "k": k, "seed": seed, "batch": b}
+        {"mode": mode, "n": n, "k": k, "seed": seed}
         for n in config["dims"]["n"]
         for k in config["dims"]["k"]
         for seed in config["seeds"]
-        for b in batches
     ]
 
 

@@ -51,7 +51,6 @@ wildcard_constraints:
     k=r"\d+",
     seed=r"\d+",
     mode="|".join(MODES),
-    batch=r"\d+|inf",
 
 
 def enabled_modes():
@@ -60,7 +59,7 @@ def enabled_modes():
 
 def train_files(mode):
     return [
-        f"{RESULTS}/train/{c['mode']}/n{c['n']}_k{c['k']}_seed{c['seed']}_B{c['batch']}.nc"
+        f"{RESULTS}/train/{c['mode']}/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
         for c in cells(config, mode)
     ]
 

@@ -8,11 +8,11 @@ rule train:
         data=f"{RESULTS}/data/{CELL}.nc",
         limits=f"{RESULTS}/limits/{CELL}.nc",
     output:
-        f"{RESULTS}/train/{{mode}}/{CELL}_B{{batch}}.nc",
+        f"{RESULTS}/train/{{mode}}/{CELL}.nc",
     log:
-        f"{LOGS}/train/{{mode}}/{CELL}_B{{batch}}.log",
+        f"{LOGS}/train/{{mode}}/{CELL}.log",
     benchmark:
-        f"{BENCH}/train/{{mode}}/{CELL}_B{{batch}}.tsv"
+        f"{BENCH}/train/{{mode}}/{CELL}.tsv"
     params:
         settings=train_params,
     threads: 1
