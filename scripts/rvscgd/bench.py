@@ -12,7 +12,11 @@ loop
     The first-draft baseline: the same computation one run at a time with the
     exact path (``train`` on a one-run ``Runs``, float64, numpy's default
     generator): each run draws its own B k n normals per step and does its own
-    products. A few steps of a few runs, converted to run-steps/s.
+    matrix-vector products. A few steps of a few runs, converted to
+    run-steps/s. Timed with BLAS pinned to one thread: with the default
+    threads, OpenBLAS's matrix-vector products on a busy 2-core machine are
+    much slower (printed as ``loop_default_blas``, for information), which
+    would flatter the ratio.
 bound
     The machine's serial bound for the step's unavoidable work, measured on
     the spot with one BLAS thread: R / (time to draw the step's B k n normals
@@ -100,12 +104,14 @@ def measure_batched(w_star, w0, runs, steps: int, threads: int, seed) -> float:
     return len(runs) * steps / (time.perf_counter() - t0)
 
 
-def measure_loop(w_star, w0, runs, steps: int, n_runs: int, seed) -> float:
+def measure_loop(w_star, w0, runs, steps: int, n_runs: int, seed, blas_threads: int | None = 1) -> float:
     picks = np.linspace(0, len(runs) - 1, n_runs).round().astype(int)
-    t0 = time.perf_counter()
-    for r in picks:
-        train(w_star, w0, K, runs.select([r]), "fresh", max_steps=steps, tol=0.0, batch_size=B, seed=seed)
-    return n_runs * steps / (time.perf_counter() - t0)
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        t0 = time.perf_counter()
+        for r in picks:
+            train(w_star, w0, K, runs.select([r]), "fresh", max_steps=steps, tol=0.0, batch_size=B, seed=seed)
+        dt = time.perf_counter() - t0
+    return n_runs * steps / dt
 
 
 def main(argv=None) -> dict:
@@ -130,9 +136,11 @@ def main(argv=None) -> dict:
         bound, parts = measure_bound(R)
         batched = measure_batched(w_star, w0, runs, args.steps, args.threads, seed)
         loop = measure_loop(w_star, w0, runs, args.loop_steps, args.loop_runs, seed)
+        loop_default = measure_loop(w_star, w0, runs, args.loop_steps, args.loop_runs, seed, blas_threads=None)
         rows.append((batched, loop, bound))
         print(
-            f"round {i + 1}: batched={batched:.0f} loop={loop:.1f} bound={bound:.0f} run-steps/s "
+            f"round {i + 1}: batched={batched:.0f} loop={loop:.1f} (loop_default_blas={loop_default:.1f}) "
+            f"bound={bound:.0f} run-steps/s "
             f"(bound parts ms: draw={parts['draw'] * 1e3:.2f} fwd={parts['mm_fwd'] * 1e3:.2f} "
             f"back={parts['mm_back'] * 1e3:.2f}) batched/loop={batched / loop:.1f} batched/bound={batched / bound:.2f}"
         )
