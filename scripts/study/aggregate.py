@@ -50,7 +50,8 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond n."""
     n_max = max(int(c.sizes["feature"]) for c in cells)
     padded = [c.pad(feature=(0, n_max - c.sizes["feature"])) for c in cells]
-    ds = xr.combine_by_coords(padded, combine_attrs="drop", join="outer")
+    ds = xr.combine_by_coords(padded, combine_attrs="drop_conflicts", join="outer")
+    ds.attrs = {}
     ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
     ks = ds["k"].values
     lam_eff = np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values])

@@ -33,7 +33,9 @@ STATUS_ATTRS = {
 
 
 def _rng(config, n, k, seed, purpose):
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, purpose))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, purpose)))
+    )
 
 
 def make_data_cell(config: dict, n: int, k: int, seed: int) -> xr.Dataset:

@@ -17,7 +17,6 @@ MODES = ("population", "empirical")
 PURPOSE = {"teacher": 0, "start": 1, "stream": 2, "train_set": 3, "limit_starts": 4}
 
 
-
 def teacher_sparsity(config: dict, n: int) -> int:
     """Nonzeros s of w* for dimension n: a count (int >= 1) or a fraction of n (0 < x < 1)."""
     value = config["teacher"]["sparsity"]

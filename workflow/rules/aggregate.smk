@@ -10,5 +10,7 @@ rule aggregate:
     benchmark:
         f"{BENCH}/aggregate/{{mode}}.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
     script:
         "../../scripts/aggregate.py"

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -8,7 +9,6 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 
 from study.grid import MODES, cells, teacher_sparsity  # noqa: E402
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -31,7 +31,9 @@ def _check_config(config):
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ValueError(f"results_dir={str(results)!r} is not writable (checked {probe})")
+        raise ValueError(
+            f"results_dir={str(results)!r} is not writable (checked {probe})"
+        )
 
 
 try:
@@ -51,6 +53,12 @@ wildcard_constraints:
     k=r"\d+",
     seed=r"\d+",
     mode="|".join(MODES),
+
+
+def canonical(*parts):
+    """Config parts as one key-sorted JSON string: a rule's params, so that a
+    real change reruns it and a mere reordering of YAML keys does not."""
+    return json.dumps(parts, sort_keys=True)
 
 
 def enabled_modes():
@@ -73,3 +81,8 @@ def cell_files(mode, kind):
 
 def datasets_all():
     return [f"{RESULTS}/datasets/{m}.nc" for m in enabled_modes()]
+
+
+def train_params(wildcards):
+    """What a training cell depends on: changing one mode's settings retrains only that mode."""
+    return canonical(config["grid"], config[wildcards.mode], config["trace_points"])

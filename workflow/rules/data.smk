@@ -6,15 +6,16 @@ rule make_data:
         f"{LOGS}/make_data/{CELL}.log",
     benchmark:
         f"{BENCH}/make_data/{CELL}.tsv"
-    params:
-        seed=config["seed"],
-        teacher=config["teacher"],
-        grid=config["grid"],
-        limit=config["limit"],
+    group:
+        "train"
+    conda:
+        "../envs/study.yaml"
     resources:
         mem_mb=500,
         runtime=10,
-    group:
-        "train"
+    params:
+        depends_on=canonical(
+            config["seed"], config["teacher"], config["grid"], config["limit"]
+        ),
     script:
         "../../scripts/make_data.py"

@@ -1,8 +1,3 @@
-def train_params(wildcards):
-    """What a training cell depends on: changing one mode's settings retrains only that mode."""
-    return {"grid": config["grid"], "settings": config[wildcards.mode], "trace_points": config["trace_points"]}
-
-
 rule train:
     input:
         data=f"{RESULTS}/data/{CELL}.nc",
@@ -13,13 +8,15 @@ rule train:
         f"{LOGS}/train/{{mode}}/{CELL}.log",
     benchmark:
         f"{BENCH}/train/{{mode}}/{CELL}.tsv"
-    params:
-        settings=train_params,
+    group:
+        "train"
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    group:
-        "train"
+    params:
+        depends_on=train_params,
     script:
         "../../scripts/train.py"

@@ -1,0 +1,67 @@
+"""Integration-test helpers: throwaway copies of the project, snakemake runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / ".test" / "config" / "config.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy what a user's checkout holds (workflow, scripts, config, .test) to dest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in ("workflow", "scripts", "config", ".test"):
+        shutil.copytree(
+            ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
+        )
+    return dest
+
+
+def run_snakemake(workdir: Path, *args, configfile=TINY, check=True, timeout=600, env=None):
+    """Run snakemake in workdir on the tiny config; return the CompletedProcess."""
+    cmd = [*SNAKEMAKE, "--configfile", str(configfile), *args]
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dry_run_jobs(workdir: Path, *args, configfile=TINY) -> dict[str, int]:
+    """{rule: job count} that a dry run would execute."""
+    proc = run_snakemake(workdir, "--dry-run", "--cores", "1", *args, configfile=configfile)
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table:
+            if not parts or parts[0] == "total":
+                break
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> Path:
+    """A completed run of the tiny study (shared; tests must not modify it)."""
+    work = copy_project(tmp_path_factory.mktemp("tiny_study"))
+    run_snakemake(work, "--cores", "2")
+    return work
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A fresh copy of the project to run and modify."""
+    return copy_project(tmp_path / "project")

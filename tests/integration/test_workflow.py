@@ -1,0 +1,142 @@
+"""The study end to end on the tiny config (issue: the Snakemake study)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from .conftest import ROOT, TINY, dry_run_jobs, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def clone_study(src, dest):
+    """Copy a finished study, keeping mtimes and Snakemake's metadata."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+def test_datasets_are_labelled_and_complete(tiny_study):
+    cfg = yaml.safe_load(TINY.read_text())
+    for mode in ("population", "empirical"):
+        ds = xr.open_dataset(tiny_study / "results" / "datasets" / f"{mode}.nc")
+        for dim in ("penalty", "lam", "beta", "n", "k", "seed", "step", "feature"):
+            assert dim in ds.dims, dim
+        for var in ("angle_w", "angle_u", "loss", "sparsity_u", "dist_wbar", "w_star", "w_final", "u_final"):
+            assert var in ds, var
+        for var in ("w_bar", "u_bar", "status", "steps_run"):
+            assert var in ds, var
+        assert list(ds.penalty.values) == cfg["grid"]["penalty"]
+        assert list(ds.lam.values) == cfg["grid"]["lam"]
+        assert ds.lam.attrs["lam_units"] == "relative_to_c"
+        assert ds.status.attrs["flag_meanings"] == "converged max_steps diverged"
+        assert ds.angle_w.attrs["units"] == "rad"
+        # Weights are NaN-padded beyond n, and finite within it.
+        small = ds.w_star.sel(n=min(cfg["dims"]["n"]))
+        assert small.isel(feature=slice(min(cfg["dims"]["n"]), None)).isnull().all()
+        assert np.isfinite(small.isel(feature=slice(0, min(cfg["dims"]["n"])))).all()
+        # The teacher is unit norm with the configured sparsity.
+        norms = np.sqrt((ds.w_star**2).sum("feature"))
+        np.testing.assert_allclose(norms, 1.0, rtol=1e-12)
+        assert ((ds.w_star.fillna(0) != 0).sum("feature") == cfg["teacher"]["sparsity"]).all()
+        assert "creation" not in " ".join(ds.attrs).lower()
+        assert ds.attrs["code_sha256"]
+
+
+def test_population_runs_reach_a_fixed_point(tiny_study):
+    ds = xr.open_dataset(tiny_study / "results" / "datasets" / "population.nc")
+    conv = ds.status == 0
+    assert conv.mean() > 0.5  # most runs converge within the tiny step limit
+    # A converged run sits on a fixed point of model.md section 5: u = prox(w) and
+    # w = normalise(c w* + beta u). Check the equation directly on the stored weights.
+    c = float(ds.c.isel(k=0))
+    lam = ds.lam_effective.isel(k=0)
+    w, u, ws = ds.w_final.where(conv), ds.u_final.where(conv), ds.w_star
+    rhs = c * ws + ds.beta * u
+    rhs = rhs / np.sqrt((rhs**2).sum("feature"))
+    resid = np.sqrt(((w - rhs) ** 2).sum("feature")).where(conv)
+    assert float(resid.max()) < 1e-9, float(resid.max())
+    assert lam.sel(lam=0).item() == 0
+
+
+def test_ncdump_reads_the_datasets(tiny_study):
+    if shutil.which("ncdump") is None:
+        if IN_CI:
+            pytest.fail("ncdump (Debian netcdf-bin) missing: .ci/run must install it")
+        pytest.skip("ncdump not installed (apt-get install netcdf-bin)")
+    for mode in ("population", "empirical"):
+        out = subprocess.run(
+            ["ncdump", "-h", str(tiny_study / "results" / "datasets" / f"{mode}.nc")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "angle_w(" in out and ":long_name" in out
+
+
+def test_second_run_does_nothing(tiny_study):
+    proc = run_snakemake(tiny_study, "--dry-run", "--cores", "2")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_adding_a_seed_trains_only_new_cells(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["seeds"] = cfg["seeds"] + [max(cfg["seeds"]) + 1]
+    new_cfg = tmp_path / "more_seeds.yaml"
+    new_cfg.write_text(yaml.safe_dump(cfg))
+    jobs = dry_run_jobs(work, configfile=new_cfg)
+    cells_per_seed = len(cfg["dims"]["n"]) * len(cfg["dims"]["k"])
+    assert jobs.get("make_data") == cells_per_seed
+    assert jobs.get("train") == 2 * cells_per_seed  # population + empirical
+    assert jobs.get("aggregate") == 2
+
+
+def test_changing_empirical_settings_retrains_only_empirical(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["empirical"]["max_steps"] = cfg["empirical"]["max_steps"] + 10
+    new_cfg = tmp_path / "longer.yaml"
+    new_cfg.write_text(yaml.safe_dump(cfg))
+    jobs = dry_run_jobs(work, configfile=new_cfg)
+    n_cells = len(cfg["dims"]["n"]) * len(cfg["dims"]["k"]) * len(cfg["seeds"])
+    assert "make_data" not in jobs
+    assert jobs.get("train") == n_cells
+    assert jobs.get("aggregate") == 1
+
+
+def test_editing_a_figure_script_rerenders_only_that_figure(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    plots = sorted((work / "scripts").glob("plot_*.py"))
+    if not plots:
+        pytest.skip("no figure scripts yet")
+    target = plots[0]
+    target.write_text(target.read_text() + "\n# restyled\n")
+    jobs = dry_run_jobs(work)
+    figure_jobs = {rule: n for rule, n in jobs.items() if rule.startswith("fig_")}
+    assert figure_jobs == {f"fig_{target.stem.removeprefix('plot_')}": 1}, jobs
+    assert not {"make_data", "train", "aggregate"} & set(jobs)
+
+
+def test_lint_and_format():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--configfile", str(TINY)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = subprocess.run(["snakefmt", "--check", "workflow"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
