@@ -51,6 +51,8 @@ STATUS = ("converged", "max_steps", "diverged")
 
 # Above this norm an un-normalised run is declared diverged before it overflows.
 _BLOWUP = 1e150
+# Fast path: fewer normals per minibatch than this are drawn in the calling thread.
+_PARALLEL_MIN = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -286,8 +288,9 @@ def train(
         mode (nothing is sampled there).
     sample_threads : with precision "float32" in "fresh" mode, threads drawing
         the next minibatch (one block per sub-stream) while the current step's
-        products run; 0 draws in the calling thread. Speed only: the results
-        do not depend on it.
+        products run; 0 draws in the calling thread (so do minibatches of
+        fewer than 2^16 normals, where a thread hand-off costs more than it
+        saves). Speed only: the results do not depend on it.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -357,7 +360,8 @@ def _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample
         Z = sampler.buffers[slot][lo:hi]
         counts[slot][lo // k : hi // k] = _positive_counts(Z, w_star, k)
 
-    threads = int(sample_threads) if mode == "fresh" else 0
+    # Threads pay off only when a minibatch is worth more than a thread hand-off.
+    threads = int(sample_threads) if mode == "fresh" and items * k * n >= _PARALLEL_MIN else 0
     sampler = stack.enter_context(MinibatchSampler(seed, items, k, n, threads=threads, post=teacher_counts))
     if mode == "fixed":
         slot, Z_train = sampler.next(prefetch=False)

@@ -195,24 +195,30 @@ class MinibatchSampler:
             for i in range(SUBSTREAMS):
                 self._draw_block(slot, i)
             return None
-        # Stream i is only ever advanced by its own task, one minibatch at a time.
-        return [self._pool.submit(self._draw_block, slot, i) for i in range(SUBSTREAMS)]
+        # Stream i is only advanced by block i's task, one minibatch at a time:
+        # the next minibatch starts only once this one is complete.
+        return slot, [self._pool.submit(self._draw_block, slot, i) for i in range(SUBSTREAMS)]
 
-    @staticmethod
-    def _wait(futures) -> None:
-        if futures:
-            for f in futures:
+    def _finish(self, pending) -> None:
+        """Wait for a minibatch; blocks no thread has started yet are drawn
+        here (the caller would only wait otherwise; the result is the same)."""
+        if pending is None:
+            return
+        slot, futures = pending
+        for i, f in enumerate(futures):
+            if f.cancel():
+                self._draw_block(slot, i)
+        for f in futures:
+            if not f.cancelled():
                 f.result()
 
     def next(self, prefetch: bool = True) -> tuple[int, np.ndarray]:
         """The next minibatch as ``(slot, array)``; with ``prefetch`` (and a
         pool) the one after it starts drawing in the background."""
         slot = self._slot
-        if self._pending is None:
-            self._wait(self._start(slot))
-        else:
-            self._wait(self._pending)
+        pending = self._pending if self._pending is not None else self._start(slot)
         self._pending = None
+        self._finish(pending)
         self._slot = 1 - slot
         if prefetch and self._pool is not None:
             self._pending = self._start(self._slot)
@@ -221,7 +227,7 @@ class MinibatchSampler:
     def close(self) -> None:
         if self._pool is not None:
             try:
-                self._wait(self._pending)
+                self._finish(self._pending)
             finally:
                 self._pending = None
                 self._pool.shutdown(wait=True)

@@ -215,11 +215,25 @@ def test_fast_path_bit_identical_twice():
 
 
 @pytest.mark.parametrize("threads", [0, 2, 4])
-def test_fast_path_independent_of_sampling_threads(threads):
+def test_fast_path_independent_of_sampling_threads(threads, monkeypatch):
+    import rvscgd.engine
+
+    monkeypatch.setattr(rvscgd.engine, "_PARALLEL_MIN", 0)  # thread even these small batches
     w_star, w0, runs = _problem()
     one = train(w_star, w0, K, runs, "fresh", seed=3, sample_threads=1, **FAST)
     other = train(w_star, w0, K, runs, "fresh", seed=3, sample_threads=threads, **FAST)
     _assert_same(one, other)
+
+
+def test_fast_path_independent_of_threads_large_batch():
+    """A minibatch big enough to be drawn in threads by default (2^17 normals)."""
+    w_star, w0, runs = _problem()
+    kw = dict(FAST, max_steps=12, batch_size=2048)
+    one = train(w_star, w0, K, runs, "fresh", seed=9, sample_threads=1, **kw)
+    two = train(w_star, w0, K, runs, "fresh", seed=9, sample_threads=2, **kw)
+    serial = train(w_star, w0, K, runs, "fresh", seed=9, sample_threads=0, **kw)
+    _assert_same(one, two)
+    _assert_same(one, serial)
 
 
 def test_fast_path_seed_int_or_seed_sequence():
