@@ -148,6 +148,12 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
     mcfg = config[mode]
     record = rvscgd.log_record_steps(mcfg["max_steps"], config["trace_points"])
 
+    if mode == "empirical":
+        # Sampling threads: a speed knob only, the numbers do not depend on it.
+        fast = {"precision": config["empirical"]["precision"], "sample_threads": max(threads, 1) if threads > 1 else 0}
+    else:
+        fast = {}
+
     def one(engine_mode, stream, **kwargs):
         res = rvscgd.train(
             w_star,
@@ -160,6 +166,7 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
             seed=stream,
             record_steps=record,
             w_ref=w_ref,
+            **fast,
             **kwargs,
         )
         return _result_dataset(res, shape, coords, n)
