@@ -19,6 +19,8 @@ import re
 
 import numpy as np
 import pytest
+from scipy import special, stats
+
 from rvscgd import coarse_constant, make_runs, make_teacher, train
 from rvscgd.engine import _positive_counts, empirical_coarse_gradient, empirical_coarse_gradient_f32
 from rvscgd.model import STES, expected_coarse_gradient_fast
@@ -30,7 +32,6 @@ from rvscgd.sampling import (
     standard_normal_f32,
     substream_seeds,
 )
-from scipy import special, stats
 
 N, K = 16, 4
 
@@ -234,6 +235,38 @@ def test_fast_path_independent_of_threads_large_batch():
     serial = train(w_star, w0, K, runs, "fresh", seed=9, sample_threads=0, **kw)
     _assert_same(one, two)
     _assert_same(one, serial)
+
+
+_SUBPROCESS = """
+import sys, hashlib
+sys.path.insert(0, {here!r})
+import numpy as np
+from rvscgd import train
+from test_fast_path import FAST, K, _problem, _fields
+w_star, w0, runs = _problem()
+res = train(w_star, w0, K, runs, "fresh", seed=np.random.SeedSequence(3, spawn_key=(4,)), sample_threads=2, **FAST)
+h = hashlib.sha256()
+for f in _fields(res):
+    h.update(np.ascontiguousarray(getattr(res, f)).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_fast_path_bit_identical_across_processes():
+    """Another process (other buffer addresses, a thread pool) gives the same bits."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    w_star, w0, runs = _problem()
+    res = train(w_star, w0, K, runs, "fresh", seed=np.random.SeedSequence(3, spawn_key=(4,)), sample_threads=0, **FAST)
+    h = hashlib.sha256()
+    for f in _fields(res):
+        h.update(np.ascontiguousarray(getattr(res, f)).tobytes())
+    code = _SUBPROCESS.format(here=os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == h.hexdigest()
 
 
 def test_fast_path_seed_int_or_seed_sequence():
