@@ -172,8 +172,8 @@ class MinibatchSampler:
         self.bounds = block_bounds(self.items) * self.rows_per_item
         self.gens = [BoxMuller(bg) for bg in substreams(seed)]
         self.post = post
-        rows = self.items * self.rows_per_item
-        self.buffers = [np.empty((rows, self.cols), np.float32) for _ in range(2)]
+        self.rows = self.items * self.rows_per_item
+        self.buffers = [None, None]  # allocated on first use (one suffices without prefetch)
         self.threads = min(int(threads), SUBSTREAMS)
         self._pool = None
         if self.threads:
@@ -191,6 +191,8 @@ class MinibatchSampler:
                 self.post(slot, i, lo, hi)
 
     def _start(self, slot: int):
+        if self.buffers[slot] is None:
+            self.buffers[slot] = np.empty((self.rows, self.cols), np.float32)
         if self._pool is None:
             for i in range(SUBSTREAMS):
                 self._draw_block(slot, i)
