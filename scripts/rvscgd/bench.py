@@ -25,8 +25,9 @@ bound
     (n, B k) @ (B k, R)).
 
 The machine may be shared, so the three are measured in interleaved rounds and
-the ratios are per round (numerator and denominator taken close in time); the
-reported ratios are the medians over rounds. The last line reads
+the ratios are per round (numerator and denominator taken close in time; the
+bound is measured right before and right after the batched run and its step
+times averaged); the reported ratios are the medians over rounds. The last line reads
 ``batched/loop=<x> batched/bound=<y> batched_run_steps_per_s=<z>``.
 No files are read or written.
 """
@@ -133,16 +134,20 @@ def main(argv=None) -> dict:
 
     rows = []
     for i in range(args.rounds):
-        bound, parts = measure_bound(R)
+        # The bound brackets the batched run: the load may change during it.
+        bound_before, parts = measure_bound(R)
         batched = measure_batched(w_star, w0, runs, args.steps, args.threads, seed)
+        bound_after, _ = measure_bound(R)
+        bound = 2.0 / (1.0 / bound_before + 1.0 / bound_after)  # mean of the step times
         loop = measure_loop(w_star, w0, runs, args.loop_steps, args.loop_runs, seed)
         loop_default = measure_loop(w_star, w0, runs, args.loop_steps, args.loop_runs, seed, blas_threads=None)
         rows.append((batched, loop, bound))
         print(
             f"round {i + 1}: batched={batched:.0f} loop={loop:.1f} (loop_default_blas={loop_default:.1f}) "
             f"bound={bound:.0f} run-steps/s "
-            f"(bound parts ms: draw={parts['draw'] * 1e3:.2f} fwd={parts['mm_fwd'] * 1e3:.2f} "
-            f"back={parts['mm_back'] * 1e3:.2f}) batched/loop={batched / loop:.1f} batched/bound={batched / bound:.2f}"
+            f"(before/after {bound_before:.0f}/{bound_after:.0f}; parts before, ms: draw={parts['draw'] * 1e3:.2f} "
+            f"fwd={parts['mm_fwd'] * 1e3:.2f} back={parts['mm_back'] * 1e3:.2f}) "
+            f"batched/loop={batched / loop:.1f} batched/bound={batched / bound:.2f}"
         )
     rows = np.asarray(rows)
     x = float(np.median(rows[:, 0] / rows[:, 1]))
