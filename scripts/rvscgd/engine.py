@@ -269,7 +269,8 @@ def train(
     runs : per-run parameters (``make_runs``).
     mode : "population", "fresh" or "fixed".
     max_steps : step limit.
-    tol : a run has converged when ``||w^{t+1} - w^t|| <= tol``.
+    tol : a run has converged when ``||w^{t+1} - w^t|| <= tol``; 0 runs every
+        run to ``max_steps``.
     batch_size : B, inputs per step in "fresh" mode.
     train_size : m, size of the training set in "fixed" mode.
     seed : int or numpy SeedSequence of the input stream (never mutated).
@@ -425,7 +426,9 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         with np.errstate(invalid="ignore"):
             bad = ~np.all(np.isfinite(W_new), axis=0) | (norms == 0) | (norms > _BLOWUP)
         moved = np.linalg.norm(W_new - Wa, axis=0)
-        conv = ~bad & (moved <= tol)
+        # tol = 0 means run to max_steps: a minibatch whose coarse gradient is
+        # exactly zero leaves w in place without having converged.
+        conv = ~bad & (moved <= tol) & (tol > 0)
         W[:, idx] = np.where(bad, np.nan, W_new)
         status[idx[bad]] = STATUS.index("diverged")
         status[idx[conv]] = STATUS.index("converged")
