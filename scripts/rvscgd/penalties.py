@@ -88,9 +88,14 @@ def prox(x: np.ndarray, t, penalty: str, a: float = 1.0) -> np.ndarray:
     _check_a(a)
     a = np.asarray(a, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        arg = 1.0 - 27.0 * t * a * (a + 1.0) / (2.0 * (a + ax) ** 3)
-        phi = np.arccos(np.clip(arg, -1.0, 1.0))
-        val = (2.0 / 3.0) * (a + ax) * np.cos(phi / 3.0) - 2.0 * a / 3.0 + ax / 3.0
+        # The closed form (2/3)(a+|x|) cos(phi/3) - 2a/3 + |x|/3 with
+        # phi = arccos(1 - eps), eps = 27 t a (a+1) / (2 (a+|x|)^3), rewritten
+        # without cancellation: it equals |x| - (4/3)(a+|x|) sin^2(phi/6), and
+        # arccos(1 - eps) = 2 arcsin(sqrt(eps/2)). Same values, but accurate
+        # to rounding for small t or small |x| (t = 0 gives exactly x).
+        eps = 27.0 * t * a * (a + 1.0) / (2.0 * (a + ax) ** 3)
+        phi = 2.0 * np.arcsin(np.sqrt(np.clip(eps, 0.0, 2.0) / 2.0))
+        val = ax - (4.0 / 3.0) * (a + ax) * np.sin(phi / 6.0) ** 2
     return np.where(ax > tl1_threshold(t, a), np.sign(x) * val, 0.0)
 
 
