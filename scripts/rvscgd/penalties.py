@@ -52,11 +52,13 @@ def tl1_threshold(t, a):
 def threshold(t, penalty: str, a: float = 1.0):
     """Magnitude at or below which ``prox`` returns exactly 0."""
     check_penalty(penalty)
+    _check_nonneg("t", t)
     t = np.asarray(t, dtype=float)
     if penalty == "l0":
         return np.sqrt(2.0 * t)
     if penalty == "l1":
         return t
+    _check_a(a)
     return tl1_threshold(t, a)
 
 

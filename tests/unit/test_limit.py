@@ -46,6 +46,7 @@ LIMIT_CASES = [
     ("l1", 0.05, 0.05, 1.0),
     ("l1", 0.5, 0.02, 1.0),
     ("l1", 2.0, 0.1, 1.0),
+    ("l1", 1.5, 0.5, 1.0),
     ("tl1", 0.05, 0.05, 1.0),
     ("tl1", 0.3, 0.02, 0.3),
     ("tl1", 1.0, 0.1, 3.0),
@@ -135,7 +136,9 @@ def test_l0_closed_form(w_star, lam_over_c, beta):
     assert checked >= 1
 
 
-@pytest.mark.parametrize("lam_over_c, beta", [(0.01, 0.02), (0.1, 0.02), (0.3, 0.04), (0.5, 0.1), (1.0, 0.1)])
+@pytest.mark.parametrize(
+    "lam_over_c, beta", [(0.01, 0.02), (0.1, 0.02), (0.3, 0.04), (0.5, 0.1), (1.0, 0.1), (1.5, 0.5)]
+)
 def test_l1_closed_form(w_star, lam_over_c, beta):
     """l1 with kept set S: w_i = (c w*_i - beta tau sign(w_i)) / (N - beta) on S
     (tau = lam/beta), c w*_i / N off S."""
@@ -191,6 +194,17 @@ def test_several_limits_each_reached_from_its_starts(w_star):
         tr = train(w_star, start, K, make_runs("l0", lam, beta, 1.0 / (C + beta)), max_steps=20_000, tol=1e-14)
         assert tr.status_names()[0] == "converged"
         assert np.max(np.abs(tr.w_final[0] - L.w_bar)) < 1e-8
+
+
+def test_l1_several_limits_when_lam_large(w_star):
+    """model.md: l1 has several solutions once lam is large relative to c."""
+    lam, beta = 1.5 * C, 0.5
+    res = predicted_limit(w_star, K, lam, beta, "l1", starts=32)
+    assert len(res) >= 2
+    for L in res.limits:
+        assert np.max(np.abs(T_map(L.w_bar, w_star, C, lam, beta, "l1") - L.w_bar)) <= 1e-12
+    res_small = predicted_limit(w_star, K, 0.05 * C, beta, "l1", starts=32)
+    assert len(res_small) == 1
 
 
 def test_stability_flag_matches_jacobian(w_star):

@@ -209,6 +209,31 @@ def test_population_loss_monte_carlo(theta, k, norm):
     assert N_SE * se < 0.1 * L  # power: a 10% error in the formula would fail
 
 
+def test_sample_loss_is_locally_constant():
+    """model.md: the true gradient of the sample loss is zero almost
+    everywhere (it only changes where some <Z_i, w> changes sign)."""
+    rng = np.random.default_rng(12)
+    B, k, n = 200, 3, 6
+    w_star = make_teacher(n, 3, rng)
+    Z = rng.standard_normal((B, k, n))
+
+    def sample_loss(v):
+        return 0.5 * np.mean((forward(Z, v) - forward(Z, w_star)) ** 2)
+
+    for _ in range(20):
+        w = rng.standard_normal(n)
+        margin = np.min(np.abs(Z @ w))  # distance in <Z_i, w> to the nearest sign change
+        h = 0.5 * margin / np.max(np.linalg.norm(Z, axis=2))
+        g = np.array([(sample_loss(w + h * e) - sample_loss(w - h * e)) / (2 * h) for e in np.eye(n)])
+        assert np.all(g == 0)
+        assert sample_loss(w) > 0  # not trivially constant
+    # ... and it does jump when a sign changes: w across the hyperplane of one patch
+    z = Z[0, 0]
+    w = rng.standard_normal(n)
+    w -= (z @ w) / (z @ z) * z  # <z, w> = 0
+    assert sample_loss(w + 1e-6 * z) != sample_loss(w - 1e-6 * z)
+
+
 def test_population_loss_batched_columns():
     rng = np.random.default_rng(3)
     w_star = make_teacher(8, 2, rng)

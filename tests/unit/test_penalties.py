@@ -193,3 +193,7 @@ def test_bad_arguments():
         prox(x, 0.1, "tl1", a=0.0)
     with pytest.raises(ValueError, match="^a "):
         penalty_value(x, "tl1", a=-1.0)
+    with pytest.raises(ValueError, match="^t must"):
+        threshold(-0.1, "l0")
+    with pytest.raises(ValueError, match="^a "):
+        threshold(0.1, "tl1", a=0.0)
