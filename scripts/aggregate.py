@@ -2,10 +2,15 @@
 
 import sys
 
-from study.aggregate import cell_dataset, combine
-from study.io import log_to, open_checked, provenance, write_netcdf
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
-log_to(snakemake.log[0])
+from study.io import open_checked, provenance, start_job, write_netcdf  # noqa: E402
+
+start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
+
+import rvscgd  # noqa: E402
+from study.aggregate import cell_dataset, combine  # noqa: E402
+
 mode = snakemake.wildcards.mode
 cells = []
 for train_path, data_path, limit_path in zip(
@@ -16,6 +21,15 @@ for train_path, data_path, limit_path in zip(
     limits = open_checked(limit_path, required_vars=("w_bar", "u_bar"))
     cells.append(cell_dataset(train, data, limits, mode))
 ds = combine(cells, snakemake.config, mode)
+# Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
+# divergence): counted here so no reader can miss them.
+diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
+ds.attrs.update(runs_total=int(ds["status"].size), runs_diverged=diverged)
 ds.attrs.update(provenance(snakemake.config))
 print(f"{mode}: {len(cells)} cells, dims {dict(ds.sizes)}", file=sys.stderr)
+if diverged:
+    print(
+        f"WARNING: {diverged} of {ds['status'].size} {mode} runs diverged (status 'diverged', NaN weights)",
+        file=sys.stderr,
+    )
 write_netcdf(ds, snakemake.output[0])

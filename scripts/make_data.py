@@ -6,10 +6,14 @@ own: it takes about a second per cell, less than a job's start-up.
 
 import sys
 
-from study.cells import make_data_cell, predict_limits_cell
-from study.io import log_to, provenance, write_netcdf
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
-log_to(snakemake.log[0])
+from study.io import provenance, start_job, write_netcdf  # noqa: E402
+
+start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
+
+from study.cells import make_data_cell, predict_limits_cell  # noqa: E402
+
 wc = snakemake.wildcards
 data = make_data_cell(snakemake.config, int(wc.n), int(wc.k), int(wc.seed))
 limits = predict_limits_cell(snakemake.config, data)

@@ -2,12 +2,16 @@
 
 import sys
 
-import numpy as np
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
-from study.cells import train_cell
-from study.io import log_to, open_checked, provenance, write_netcdf
+from study.io import open_checked, provenance, start_job, write_netcdf  # noqa: E402
 
-log_to(snakemake.log[0])
+start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
+
+import numpy as np  # noqa: E402
+
+from study.cells import train_cell  # noqa: E402
+
 wc = snakemake.wildcards
 data = open_checked(snakemake.input.data, required_vars=("w_star", "w0"))
 limits = open_checked(snakemake.input.limits, required_vars=("w_bar", "u_bar"))
