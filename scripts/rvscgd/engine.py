@@ -424,7 +424,10 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         renorm = sub.normalise
         W_new[:, renorm] /= norms[renorm]
         with np.errstate(invalid="ignore"):
-            bad = ~np.all(np.isfinite(W_new), axis=0) | (norms == 0) | (norms > _BLOWUP)
+            # A normalised run is a unit vector whatever the raw step's size;
+            # only an un-normalised one can blow up.
+            blowup = (norms > _BLOWUP) & ~renorm
+            bad = ~np.all(np.isfinite(W_new), axis=0) | ~np.isfinite(norms) | (norms == 0) | blowup
         moved = np.linalg.norm(W_new - Wa, axis=0)
         # tol = 0 means run to max_steps: a minibatch whose coarse gradient is
         # exactly zero leaves w in place without having converged.

@@ -227,11 +227,6 @@ def test_divergence_is_isolated(setup, mode):
     _assert_same_as_singles(batch, singles)
 
 
-@pytest.mark.xfail(
-    reason="engine bug: the _BLOWUP rule (norm > 1e150 => diverged), meant for un-normalised runs, "
-    "is applied to normalised runs too, before normalisation",
-    strict=True,
-)
 def test_huge_step_of_a_normalised_run_is_not_divergence(setup):
     """A normalised run's iterate is a unit vector whatever the size of the
     raw step (here ~1e155 < float max): it has not diverged."""
