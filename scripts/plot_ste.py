@@ -1,0 +1,13 @@
+"""Rule fig_ste: population loss versus step for each straight-through estimator.
+
+Calls study.figures.ste on the aggregated datasets; saves PNG + PDF with study.style.save.
+"""
+
+from study.io import log_to
+
+log_to(snakemake.log[0])
+
+from study import figures, style  # noqa: E402
+
+fig = figures.ste(figures.load(snakemake.input.datasets), **snakemake.params.figure)
+style.save(fig, snakemake.output.png, snakemake.output.pdf, dpi=snakemake.params.dpi)

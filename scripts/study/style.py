@@ -1,0 +1,220 @@
+"""The one house style of the study's figures: sizes, fonts, palettes, labels, saving.
+
+Every figure of ``study.figures`` draws through this module, so changing a
+font size or a colour here restyles the whole paper (and, in the workflow,
+re-renders every figure: each figure rule lists this file as an input).
+
+Sizes are for a two-column paper: a single column is ``COLUMN`` inches wide,
+a figure across both columns ``PAGE`` inches. Palettes are colour-blind safe:
+Okabe & Ito (2008) for categories, a truncated viridis for ordered values.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLUMN = 3.4  # inches, one column of a two-column paper
+PAGE = 7.0  # inches, both columns
+DPI = 200  # default raster resolution of the PNG files
+
+# Okabe & Ito (2008), "Color universal design": distinguishable under the common colour-vision deficiencies.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+}
+
+PENALTY_LABEL = {"l0": r"$\ell_0$", "l1": r"$\ell_1$", "tl1": "TL1"}
+PENALTY_COLOR = {"l0": OKABE_ITO["blue"], "l1": OKABE_ITO["orange"], "tl1": OKABE_ITO["green"]}
+PENALTY_MARKER = {"l0": "o", "l1": "s", "tl1": "^"}
+
+STE_LABEL = {"relu": "ReLU", "identity": "identity", "clipped_relu": "clipped ReLU"}
+STE_COLOR = {"relu": OKABE_ITO["blue"], "identity": OKABE_ITO["vermillion"], "clipped_relu": OKABE_ITO["purple"]}
+
+MODE_LABEL = {"population": "population", "empirical": "empirical"}
+NORMALISE_LABEL = {True: "with normalisation (RVSCGD)", False: "without (ablation)"}
+NORMALISE_COLOR = {True: OKABE_ITO["blue"], False: OKABE_ITO["vermillion"]}
+
+CGD_COLOR = OKABE_ITO["black"]  # plain CGD (lambda = 0), the reference curve
+CGD_LABEL = r"CGD ($\lambda=0$)"
+PREDICTION_COLOR = "0.35"  # grey: predictions and identity lines
+BAND_ALPHA = 0.2  # 95% bands
+
+LABEL = {
+    "step": r"iteration $t$",
+    "angle_w": r"$\theta(w^t, w^*)$ (rad)",
+    "angle_u": r"$\theta(u^t, w^*)$ (rad)",
+    "loss": r"population loss $L(w^t)$",
+    "sparsity_u": r"sparsity of $u^t$ (fraction of zeros)",
+    "dist_wbar": r"$\|w^t - \bar w\|$",
+    "angle_ubar": r"$\theta(\bar u, w^*)$ (rad)",
+    "sparsity_ubar": r"sparsity of $\bar u$",
+    "s_over_n": r"teacher density $s/n$",
+    "beta": r"splitting parameter $\beta$",
+    "n": r"features per patch $n$",
+    "k": r"patches $k$",
+    "steps": "iterations",
+}
+
+RC = {
+    "figure.dpi": 100,
+    "savefig.dpi": DPI,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "legend.frameon": False,
+    "legend.handlelength": 1.6,
+    "legend.borderaxespad": 0.3,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 4,
+    "axes.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.linewidth": 0.4,
+    "grid.alpha": 0.35,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.minor.width": 0.4,
+    "ytick.minor.width": 0.4,
+    "mathtext.fontset": "dejavusans",
+    "pdf.fonttype": 42,  # TrueType in PDFs: editable, journal-friendly
+    "svg.hashsalt": "rvscgd",
+    "figure.constrained_layout.use": True,
+    "figure.constrained_layout.h_pad": 0.03,
+    "figure.constrained_layout.w_pad": 0.03,
+}
+
+
+@contextmanager
+def context():
+    """Draw inside the house style (restores the caller's rcParams after)."""
+    with plt.rc_context(RC):
+        yield
+
+
+def subplots(nrows=1, ncols=1, width=PAGE, height=None, **kwargs):
+    """A figure of ``nrows x ncols`` panels, ``width`` inches wide (COLUMN or PAGE);
+    by default each row is a third of the page width high (capped for one-column figures)."""
+    if height is None:
+        height = nrows * min(width / max(ncols, 1) * 0.85, 2.1) + 0.5
+    kwargs.setdefault("squeeze", False)
+    return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
+
+
+def sequential_colors(count: int) -> list:
+    """``count`` ordered colours (viridis without its pale yellow end): low -> dark."""
+    if count <= 0:
+        return []
+    cmap = plt.get_cmap("viridis")
+    return [cmap(x) for x in np.linspace(0.1, 0.8, count)] if count > 1 else [cmap(0.45)]
+
+
+def lam_colors(lams) -> dict:
+    """lambda -> colour: black for lambda = 0 (plain CGD), viridis for the rest."""
+    lams = [float(x) for x in lams]
+    nonzero = [x for x in lams if x != 0]
+    out = dict(zip(nonzero, sequential_colors(len(nonzero)), strict=True))
+    if 0.0 in lams:
+        out[0.0] = CGD_COLOR
+    return out
+
+
+def batch_colors(sizes) -> dict:
+    """batch size B -> colour (larger B darker)."""
+    sizes = sorted(int(b) for b in sizes)
+    cmap = plt.get_cmap("magma")
+    if len(sizes) == 1:
+        return {sizes[0]: cmap(0.55)}
+    return {b: cmap(x) for b, x in zip(sizes, np.linspace(0.75, 0.3, len(sizes)), strict=True)}
+
+
+def fmt_num(x) -> str:
+    """Short label of a grid value: 0.002, 0.05, 1, 1e-06."""
+    x = float(x)
+    if x == int(x) and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.3g}"
+
+
+def lam_label(lam, units: str = "relative_to_c") -> str:
+    """Legend label of a penalty weight, in the dataset's units."""
+    if float(lam) == 0:
+        return CGD_LABEL
+    return rf"$\lambda={fmt_num(lam)}\,c(k)$" if units == "relative_to_c" else rf"$\lambda={fmt_num(lam)}$"
+
+
+def lam_axis_label(units: str = "relative_to_c") -> str:
+    return r"$\lambda$ (units of $c(k)$)" if units == "relative_to_c" else r"$\lambda$"
+
+
+def panel_title(ax, text: str, letter: str | None = None):
+    """Panel title, optionally prefixed by a bold panel letter."""
+    if letter:
+        ax.set_title(rf"$\bf{{{letter}}}$  {text}", loc="left")
+    else:
+        ax.set_title(text)
+
+
+def note(ax, text: str, loc: str = "lower left"):
+    """A small boxed remark inside a panel (e.g. excluded diverged runs)."""
+    if not text:
+        return
+    pos = {
+        "lower left": (0.03, 0.03, "left", "bottom"),
+        "upper right": (0.97, 0.97, "right", "top"),
+        "lower right": (0.97, 0.03, "right", "bottom"),
+        "upper left": (0.03, 0.97, "left", "top"),
+        "center": (0.5, 0.5, "center", "center"),
+    }[loc]
+    ax.text(
+        pos[0],
+        pos[1],
+        text,
+        transform=ax.transAxes,
+        ha=pos[2],
+        va=pos[3],
+        fontsize=6,
+        color="0.2",
+        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.7", "lw": 0.4, "alpha": 0.9},
+        zorder=10,
+    )
+
+
+def figure_note(fig, text: str):
+    """A remark under the whole figure (what was excluded, which slice is shown)."""
+    if text:
+        fig.supxlabel(text, fontsize=6, color="0.25", x=0.5, ha="center")
+
+
+def empty_panel(ax, text: str):
+    """A panel that states why it has nothing to show (instead of an empty frame)."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=7, color="0.25", wrap=True)
+
+
+def save(fig, png, pdf, dpi: int = DPI) -> None:
+    """Write ``fig`` as PNG (``dpi``) and PDF, without timestamps (same inputs, same bytes),
+    then close it."""
+    for path in (png, pdf):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(png, dpi=dpi, metadata={"Software": None})
+    fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    plt.close(fig)
