@@ -73,6 +73,14 @@ def _apply_T(W, w_star, c, beta, tau, penalty, a):
     return V / N, U, N
 
 
+def _apply_step(W, w_star, c, beta, tau, penalty, a, eta):
+    """One step of population RVSCGD (model.md section 4) on unit columns W:
+    same fixed points as T, and the basins of the run with step size eta."""
+    U = prox(W, tau, penalty, a)
+    V = W - eta * (c * (W - w_star[:, None]) + beta * (W - U))
+    return V / np.linalg.norm(V, axis=0)
+
+
 def _pattern(W, tau, penalty, a):
     """The piece of the piecewise-smooth map each entry is on: -1, 0, +1.
 
@@ -161,6 +169,7 @@ def predicted_limit(
     tol: float = 1e-12,
     max_iter: int = 200_000,
     dedup_tol: float = 1e-8,
+    eta: float | None = None,
 ) -> LimitSearch:
     """Solve the fixed-point equation of model.md section 5 from many starts.
 
@@ -173,12 +182,17 @@ def predicted_limit(
     ste : "relu" or "identity" (they set c; "clipped_relu" has no constant c).
     starts : int (that many random unit starts from ``seed``) or array (S, n).
     tol : a limit is accepted when ``||T(w) - w|| <= tol``.
+    eta : None: search with T itself (RVSCGD with eta = 1/(c + beta)).
+        A step size: follow population RVSCGD with that eta from each start.
+        The fixed points are the same (they do not depend on eta), but where
+        several exist, which one a start reaches can depend on eta: pass the
+        run's eta to predict the limit of that run.
 
     Returns
     -------
     LimitSearch with the distinct limits (most reached first).
     """
-    check_params(lam, beta, penalty, a)
+    check_params(lam, beta, penalty, a, eta)
     check_ste(ste)
     w_star = np.asarray(w_star, dtype=float)
     n = w_star.size
@@ -201,7 +215,10 @@ def predicted_limit(
         live = ~done
         Wl = W[:, live]
         for _ in range(chunk):
-            Wl, _, _ = _apply_T(Wl, w_star, c, beta, tau, penalty, a)
+            if eta is None:
+                Wl, _, _ = _apply_T(Wl, w_star, c, beta, tau, penalty, a)
+            else:
+                Wl = _apply_step(Wl, w_star, c, beta, tau, penalty, a, eta)
         it += chunk
         W[:, live] = Wl
         pat = _pattern(W, tau, penalty, a)
