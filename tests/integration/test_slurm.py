@@ -34,6 +34,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Seconds allowed for each Snakemake run; `timeout -k 10` kills a Snakemake that
 # ignores SIGTERM while it believes cluster jobs are running.
 RUN_TIMEOUT = 300
+# Both runs stop at the datasets.
+UNTIL = ("--until", "aggregate")
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sacctmgr", "sbatch", "sacct")
 
 
@@ -168,6 +170,23 @@ def _compare_datasets(local_file, slurm_file):
     return problems
 
 
+def test_unknown_account_is_refused(slurm_cluster, tmp_path):
+    """The plugin validates slurm_account against the accounting database, as on a site."""
+    (tmp_path / "workflow").mkdir()
+    shutil.copytree(REPO / PROFILE, tmp_path / PROFILE)
+    (tmp_path / "workflow" / "Snakefile").write_text('rule one:\n    output: "one.txt"\n    shell: "touch {output}"\n')
+    args = [
+        "--workflow-profile", PROFILE,
+        "--default-resources", "slurm_account=no_such_account", f"slurm_partition={slurm_cluster['partition']}",
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--retries", "0",
+    ]  # fmt: skip
+    proc = _snakemake(tmp_path, args, "snakemake-bad-account.log")
+    assert proc.returncode not in (0, 124), f"exit {proc.returncode}:\n{proc.stdout[-3000:]}"
+    assert "no_such_account appears to be invalid" in proc.stdout, proc.stdout[-3000:]
+    assert not (tmp_path / "one.txt").exists()
+
+
 def test_study_runs_through_slurm_with_identical_results(slurm_cluster, tmp_path_factory):
     t0 = time.monotonic()
     if not (REPO / "workflow" / "Snakefile").is_file() or not (REPO / TEST_CONFIG).is_file():
@@ -176,8 +195,9 @@ def test_study_runs_through_slurm_with_identical_results(slurm_cluster, tmp_path
     local_dir = _copy_project(base / "local")
     slurm_dir = _copy_project(base / "slurm")
 
-    # Reference: a plain local run of the same config.
-    local = _snakemake(local_dir, ["--cores", "2", "--configfile", TEST_CONFIG], "snakemake-local.log")
+    # Reference: a plain local run of the same config, up to the datasets (the
+    # figures are local rules in both runs: nothing of SLURM to test there).
+    local = _snakemake(local_dir, ["--cores", "2", "--configfile", TEST_CONFIG, *UNTIL], "snakemake-local.log")
     rc = local.returncode
     assert rc == 0, f"local run failed (exit {rc}):\n{local.stdout[-4000:]}"
 
@@ -190,6 +210,7 @@ def test_study_runs_through_slurm_with_identical_results(slurm_cluster, tmp_path
         "--cores", str(slurm_cluster["cpus"]),
         "--slurm-init-seconds-before-status-checks", "2",
         "--retries", "0",
+        *UNTIL,
     ]  # fmt: skip
     slurm = _snakemake(slurm_dir, slurm_args, "snakemake-slurm.log")
     rc = slurm.returncode
