@@ -17,7 +17,7 @@ from .grid import (
     teacher_sparsity,
 )
 
-LIMIT_DIMS = ("penalty", "lam", "beta", "ste")
+LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
 TRACE_VARS = {
     "angle_w": ("angle between w^t and w*", "rad"),
     "angle_u": ("angle between u^t = prox(w^t) and w*", "rad"),
@@ -60,9 +60,10 @@ def make_data_cell(config: dict, n: int, k: int, seed: int) -> xr.Dataset:
 def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
     """Solve model.md section 5 for every (penalty, lam, beta, ste) of the grid.
 
-    The run's own limit is the one reached from its start w0; the search
-    also runs from ``limit.starts`` random starts and records how many
-    distinct limits exist and how often each is reached.
+    The run's own limit is the one population RVSCGD with the run's eta
+    reaches from its start w0; the search also runs from ``limit.starts``
+    random starts and records how many distinct limits exist and how often
+    each is reached.
     """
     n, k, seed = int(data.attrs["n"]), int(data.attrs["k"]), int(data.attrs["seed"])
     w_star = data["w_star"].values
@@ -80,11 +81,13 @@ def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
     counts = np.zeros(shape + (max_limits,), dtype=np.int32)
     a = config["grid"]["tl1_a"]
     for idx in np.ndindex(shape):
-        penalty, lam, beta, ste = (coords[d][i] for d, i in zip(LIMIT_DIMS, idx, strict=True))
+        penalty, lam, beta, eta, ste = (coords[d][i] for d, i in zip(LIMIT_DIMS, idx, strict=True))
         if ste == "clipped_relu":
             continue  # no constant c: no closed fixed-point equation (NaN, documented)
+        # Followed with the run's eta: where several fixed points exist, the
+        # one predicted is the one the population run from w0 reaches.
         search = rvscgd.predicted_limit(
-            w_star, k, lam_effective(config, lam, k), beta, penalty, a=a, ste=ste, starts=starts
+            w_star, k, lam_effective(config, lam, k), beta, penalty, a=a, ste=ste, starts=starts, eta=eta
         )
         n_limits[idx] = len(search)
         counts[idx][: len(search)] = [lim.count for lim in search.limits]
@@ -139,7 +142,7 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
     # The predicted limit applies to normalised runs (model.md section 5).
     w_ref = np.stack(
         [
-            limits["w_bar"].sel(penalty=r["penalty"], lam=r["lam"], beta=r["beta"], ste=r["ste"]).values
+            limits["w_bar"].sel(penalty=r["penalty"], lam=r["lam"], beta=r["beta"], eta=r["eta"], ste=r["ste"]).values
             if r["normalise"]
             else np.full(n, np.nan)
             for r in table
