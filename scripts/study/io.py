@@ -119,6 +119,8 @@ def write_netcdf(ds: xr.Dataset, path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)  # left by a killed job (Snakemake's lock: one writer per output)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items() if var.dtype.kind in "fiub"}
     try:
