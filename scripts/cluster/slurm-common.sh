@@ -23,6 +23,8 @@ RVSCGD_SLURM_TIMEOUT=${RVSCGD_SLURM_TIMEOUT:-90}
 RVSCGD_SLURM_MARKER="# Written by rvscgd scripts/cluster/start-local-slurm.sh"
 
 PIDDIR="$RVSCGD_SLURM_STATE/pids"
+# The daemons live in /usr/sbin, which a non-login shell's PATH may lack.
+PATH="$PATH:/usr/sbin:/sbin"
 
 log() { printf '[local-slurm %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() {

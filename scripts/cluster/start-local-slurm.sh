@@ -313,5 +313,5 @@ RVSCGD_SLURM_PARTITION=$PARTITION
 RVSCGD_SLURM_ACCOUNT=$ACCOUNT
 EOF
 log "cluster $CLUSTER up in $((SECONDS - T0)) s: partition '$PARTITION', account '$ACCOUNT'"
-log "run Snakemake with: --workflow-profile workflow/profiles/slurm --default-resources slurm_account=$ACCOUNT slurm_partition=$PARTITION"
+log "run Snakemake with: --workflow-profile workflow/profiles/slurm --default-resources slurm_account=$ACCOUNT slurm_partition=$PARTITION runtime=30 mem_mb=1000 --cores $CPUS"
 log "stop with: scripts/cluster/stop-local-slurm.sh (state and logs in $STATE)"

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]  # whole workflow runs: also "slow"
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO / "scripts" / "cluster"
@@ -62,7 +62,8 @@ def slurm_cluster():
     """A running local cluster: yields its partition, account and node CPU count."""
     if os.geteuid() != 0:
         _unavailable("needs root to start the local SLURM cluster (munged, slurmd, /etc/slurm)")
-    missing = [tool for tool in DAEMONS if shutil.which(tool) is None]
+    search_path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    missing = [tool for tool in DAEMONS if shutil.which(tool, path=search_path) is None]
     if missing:
         _unavailable(f"missing {', '.join(missing)}: run scripts/cluster/install-slurm-deps.sh")
     was_up = _cluster_up()
