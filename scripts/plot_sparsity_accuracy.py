@@ -3,9 +3,13 @@
 Calls study.figures.sparsity_accuracy on the aggregated datasets; saves PNG + PDF with study.style.save.
 """
 
-from study.io import log_to
+import sys
 
-log_to(snakemake.log[0])
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
+
+from study.io import start_job  # noqa: E402
+
+start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
 
 from study import figures, style  # noqa: E402
 

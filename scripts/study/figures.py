@@ -65,8 +65,8 @@ def figure_params(figures_config: dict, name: str) -> dict:
     if "slice" in params:
         merged = {k: v for k, v in figures_config["slice"].items() if v is not None}
         merged.update({k: v for k, v in params["slice"].items() if v is not None})
-        params["slice"] = merged
-    return params
+        params["slice"] = dict(sorted(merged.items()))
+    return dict(sorted(params.items()))
 
 
 # ---------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def convergence(
                 if q == "angle_u":
                     u0 = int((runs[q].isel(step=-1).isnull() & (runs["status"] != DIVERGED)).sum())
                     if u0:
-                        notes.append(f"{u0} runs end with $u=0$ (angle undefined)")
+                        notes.append(f"{u0} runs end with $u=0$\n(angle undefined)")
                 style.note(ax, _join(*notes))
                 ax.set_xscale("log")
                 ax.set_yscale(yscale)
@@ -440,6 +440,13 @@ def limit_distance(datasets: dict, slice: dict | None = None, lam=None):  # noqa
             ref = np.nanmean([float(seed_stats(floors[(p, bs[0])])[0]) for p in penalties])
             bb = np.array([bs[0], bs[-1]], dtype=float) if len(bs) > 1 else np.array([bs[0] / 2, bs[0] * 2.0])
             ax.plot(bb, ref * np.sqrt(bs[0] / bb), color=style.PREDICTION_COLOR, ls=":")
+            ax.plot(bb, ref * (bs[0] / bb), color=style.PREDICTION_COLOR, ls="-.")
+            if len(bs) > 1:
+                slopes = []
+                for p in penalties:
+                    f0, f1 = (float(seed_stats(floors[(p, b)])[0]) for b in (bs[0], bs[-1]))
+                    slopes.append(f"{PENALTY_LABEL[p]} {np.log(f1 / f0) / np.log(bs[-1] / bs[0]):.2f}")
+                style.note(ax, "slopes:\n" + "\n".join(slopes), "upper right")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xticks(bs, [str(b) for b in bs])
@@ -449,6 +456,7 @@ def limit_distance(datasets: dict, slice: dict | None = None, lam=None):  # noqa
             ax.set_title("empirical noise floor")
             handles += _penalty_handles(penalties, marker=True)
             handles.append(Line2D([], [], color=style.PREDICTION_COLOR, ls=":", label=r"$\propto B^{-1/2}$"))
+            handles.append(Line2D([], [], color=style.PREDICTION_COLOR, ls="-.", label=r"$\propto B^{-1}$"))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         fig.suptitle("\n".join(sel_text), fontsize=7)
     return fig
@@ -491,17 +499,11 @@ def limit_prediction(datasets: dict):
                     ma, ms = meas_a.sel(penalty=p, **gsel), meas_s.sel(penalty=p, **gsel)
                     ok = valid.sel(penalty=p, **gsel)
                     pa, ps, ma, ms = xr.broadcast(pa, ps, ma.where(ok), ms.where(ok))
-                    kw = {
-                        "marker": marker,
-                        "s": 9,
-                        "lw": 0.6,
-                        "alpha": 0.75,
-                        "zorder": 3 if mode == "population" else 2,
-                    }
+                    kw = {"marker": marker, "zorder": 3 if mode == "population" else 2}
                     if mode == "population":
-                        kw.update(facecolors="none", edgecolors=PENALTY_COLOR[p])
+                        kw.update(facecolors="none", edgecolors=PENALTY_COLOR[p], s=18, lw=0.7)
                     else:
-                        kw.update(color=PENALTY_COLOR[p], s=6, lw=0)
+                        kw.update(color=PENALTY_COLOR[p], s=5, lw=0, alpha=0.5)
                     ax_a.scatter(pa.values.ravel(), ma.values.ravel(), **kw)
                     ax_s.scatter(ps.values.ravel(), ms.values.ravel(), **kw)
                 err = np.abs(meas_a.sel(**gsel).where(valid.sel(**gsel)) - pred_a)
@@ -523,7 +525,7 @@ def limit_prediction(datasets: dict):
             ax.set_ylabel(f"measured {name}, last step".replace(r"\bar u", "u^t"))
         style.panel_title(ax_a, "angle of the sparse limit", "a")
         style.panel_title(ax_s, "sparsity of the sparse limit", "b")
-        style.note(ax_a, _join(*stats_lines), "upper left")
+        style.note(ax_a, _join(*stats_lines), "lower right")
         style.note(ax_s, _join(*notes), "lower right")
         handles = _penalty_handles(penalties)
         handles = [Line2D([], [], color=h.get_color(), marker="o", ls="", label=h.get_label()) for h in handles]
@@ -609,8 +611,8 @@ def sparsity_accuracy(datasets: dict, slice: dict | None = None, mode: str | Non
                         capsize=1.5,
                         lw=1.0,
                     )
-                    if has_pred:
-                        pm = mn[pred].sel(penalty=p).mean("seed")
+                    if has_pred:  # not at lambda = 0: no thresholding, u_bar = w* only up to rounding
+                        pm = mn[pred].sel(penalty=p).mean("seed").where(mn["lam"] != 0)
                         ax.plot(x, pm.values, color=c, ls="--", lw=0.7, marker=PENALTY_MARKER[p], mfc="white", ms=3)
                 if what == "sparsity":
                     dens = float(mn["density"].mean())
@@ -652,15 +654,16 @@ def _frac(density: xr.DataArray) -> str:
 
 def tradeoff(datasets: dict, slice: dict | None = None, mode: str | None = None):  # noqa: A002
     """Error angle(u, w*) versus sparsity of u at the end of the runs, one curve
-    per penalty through the lambdas (mean over seeds), one panel per n: at
-    matched sparsity, the lower curve is the better penalty."""
+    per penalty through the lambdas > 0 (mean over seeds), one panel per n: at
+    matched sparsity, the lower curve is the better penalty. Plain CGD
+    (lambda = 0: sparsity 0) is left out so the axis zooms on the trade-off."""
     mode = _modes(datasets, (mode,) if mode else MODES)[0]
     ds = datasets[mode]
     penalties = [str(p) for p in ds["penalty"].values]
-    lams = lam_values(ds)
+    lams = lam_values(ds, nonzero=True) or lam_values(ds)
     units = lam_units(ds)
     sel = resolve(ds, slice, ("k", "beta", "eta", "ste", "normalise", "batch_size"))
-    m = _final_metrics(ds.sel(sel))
+    m = _final_metrics(ds.sel(sel).sel(lam=lams))
     ns = [int(x) for x in ds["n"].values]
     with style.context():
         fig, axes = style.subplots(1, len(ns), height=2.6, sharey=True)
@@ -684,7 +687,8 @@ def tradeoff(datasets: dict, slice: dict | None = None, mode: str | None = None)
             ax.axvline(1 - dens, color=style.PREDICTION_COLOR, ls=":", lw=0.8)
             ax.set_title(f"$n={n}$, $s/n={_frac(mn['density'])}$")
             ax.set_xlabel("sparsity of $u$ (fraction of zeros)")
-            ax.set_xlim(-0.03, 1.03)
+            low = np.nanmin(np.append(mn["sparsity"].mean("seed").values.ravel(), 1 - dens))
+            ax.set_xlim(max(low - 0.04, -0.03), 1.01)
             ax.set_ylim(bottom=0)
             notes = [diverged_note(mn["status"])]
             u0 = int((mn["angle"].isnull() & (mn["status"] != DIVERGED)).sum())
@@ -710,12 +714,15 @@ def tradeoff(datasets: dict, slice: dict | None = None, mode: str | None = None)
 # ---------------------------------------------------------------------------
 
 
-def _heatmap(ax, prob: np.ndarray, xlabels, ylabels, count: np.ndarray | None = None):
+def _heatmap(ax, prob: np.ndarray, xlabels, ylabels):
     """prob (len(y), len(x)) in [0, 1] as coloured cells with their value; grey
-    hatched where no run is left (all diverged)."""
+    where no run is left (all diverged)."""
     cmap = style.plt.get_cmap("viridis").with_extremes(bad="0.85")
     im = ax.imshow(np.ma.masked_invalid(prob), cmap=cmap, vmin=0, vmax=1, origin="lower", aspect="auto")
-    ax.set_xticks(np.arange(len(xlabels)), xlabels)
+    if len(xlabels) > 4:
+        ax.set_xticks(np.arange(len(xlabels)), xlabels, rotation=45, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(np.arange(len(xlabels)), xlabels)
     ax.set_yticks(np.arange(len(ylabels)), ylabels)
     ax.grid(False)
     for (yi, xi), v in np.ndenumerate(prob):
@@ -802,40 +809,44 @@ def multiple_limits(datasets: dict, penalties=("l0", "tl1")):
         nl = sub["n_limits"]
         searched = nl > 0
         multi = nl > 1
-        n_search = int(searched.sum())
+        n_search = int(searched.sel(penalty=penalties).sum())
         n_multi = int(multi.sel(penalty=penalties).sum())
         starts = _n_starts(ds)
         fig, axes = style.subplots(len(penalties), 2, height=1.6 * len(penalties) + 1.1, width=style.PAGE)
         xl = [style.fmt_num(x) for x in lams]
         im = None
+        handles = None
         for i, p in enumerate(penalties):
-            share_multi = (
-                multi.sel(penalty=p).sum(("n", "k", "seed", "ste"))
-                / searched.sel(penalty=p).sum(("n", "k", "seed", "ste"))
-            ).transpose("beta", "lam")
+            mp, sp = multi.sel(penalty=p), searched.sel(penalty=p)
+            pool = [d for d in mp.dims if d not in ("beta", "lam")]  # n, k, seed, ste (and eta if the search has it)
+            share_multi = (mp.sum(pool) / sp.sum(pool)).transpose("beta", "lam")
             im = _heatmap(axes[i, 0], share_multi.values, xl, [style.fmt_num(b) for b in betas])
             axes[i, 0].set_ylabel(f"{PENALTY_LABEL[p]}\n" + LABEL["beta"])
             axes[i, 0].set_xlabel(style.lam_axis_label(units))
-            _limit_shares(axes[i, 1], sub.sel(penalty=p), lams, units, starts)
+            handles = _limit_shares(axes[i, 1], sub.sel(penalty=p), lams, units, starts) or handles
         axes[0, 0].set_title("share of searches with $\\geq 2$ fixed points", fontsize=7)
         axes[0, 1].set_title(
             "share of starts reaching each fixed point"
             if "limit_counts" in ds
-            else "share of starts reaching the limit of $w^0$",
+            else "share of starts reaching the limit of $w^0$\n(dots: searches with $\\geq 2$ fixed points)",
             fontsize=7,
         )
         fig.colorbar(im, ax=axes[:, 0], label="share of searches", shrink=0.9, fraction=0.06, pad=0.02)
-        pooled = f"{ds.sizes['n']} n x {ds.sizes['k']} k x {ds.sizes['seed']} seeds x {len(stes)} STE"
+        if handles:
+            fig.legend(handles=handles, loc="outside lower right", ncols=len(handles), handletextpad=0.1)
+        pooled = " × ".join(
+            f"{sub.sizes[d]} {name}"
+            for d, name in (("n", "n"), ("k", "k"), ("seed", "seeds"), ("ste", "STE"), ("eta", "η"))
+            if d in nl.dims
+        )
+        each = f"{starts} starts each" if starts else "several starts each"
         if n_multi == 0:
             headline = (
                 f"Multiple limits never happened on this grid: each of the {n_search} searches "
-                f"({starts} starts each) found a single fixed point."
+                f"({each}) found a single fixed point."
             )
         else:
-            headline = (
-                f"{n_multi} of {int(searched.sel(penalty=penalties).sum())} searches found several fixed points "
-                f"({starts} starts each; cells pooled: {pooled})."
-            )
+            headline = f"{n_multi} of {n_search} searches found several fixed points ({each}; pooled: {pooled})."
         fig.suptitle(_wrap(headline + _reached_note(datasets)), fontsize=7)
     return fig
 
@@ -863,8 +874,8 @@ def _reached_note(datasets) -> str:
     if not total:
         return ""
     return (
-        f" Trained population runs (converged, normalised): {far} of {total} end farther than $10^{{-6}}$ "
-        "from the limit predicted from $w^0$ (they reach another fixed point)."
+        " Trained population runs (converged, normalised) ending farther than $10^{-6}$ from the limit "
+        f"predicted from their start, i.e. at another fixed point: {far} of {total}."
     )
 
 
@@ -873,7 +884,8 @@ def _limit_shares(ax, sub: xr.Dataset, lams, units, starts):
     nl = sub["n_limits"]
     multi = nl > 1
     pos = _cat_axis(ax, lams, style.lam_axis_label(units))
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.12)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel("share of starts")
     if not bool(multi.any()):
         style.note(ax, "single fixed point in every search", "center")
@@ -898,23 +910,29 @@ def _limit_shares(ax, sub: xr.Dataset, lams, units, starts):
                 h = np.nan_to_num(shares[li]) if li < 4 else np.nan_to_num(shares[4:]).sum(axis=0)
                 ax.bar(xs, h, width=width, bottom=bottom, color=grey[li], lw=0)
                 bottom += h
-            ax.text(xi, 1.01, f"{m}", ha="center", va="bottom", fontsize=6)
+            ax.text(xi, 1.03, f"{m}", ha="center", va="bottom", fontsize=6)
         labels = ["1st (most reached)", "2nd", "3rd", "4th", "others"]
-        ax.legend(
-            handles=[Line2D([], [], color=grey[i], lw=4, label=labels[i]) for i in range(5)],
-            loc="lower left",
-            ncols=3,
-            fontsize=6,
-        )
+        return [Line2D([], [], color=grey[i], lw=4, label=labels[i]) for i in range(5)]
     else:
+        kinds = {2: "2", 3: "3", 4: r"$\geq 4$"}
+        kcol = dict(zip(kinds, style.sequential_colors(3), strict=True))
         for xi, lam in zip(pos, lams, strict=True):
             share = sub["limit_share"].sel(lam=lam).where(multi.sel(lam=lam)).values.ravel()
-            share = share[np.isfinite(share)]
+            count = nl.sel(lam=lam).values.ravel()
+            keep = np.isfinite(share)
+            share, count = share[keep], np.minimum(count[keep], 4)
             if not share.size:
                 continue
-            ax.scatter(xi + rng.uniform(-0.25, 0.25, share.size), share, s=6, color="0.2", alpha=0.6, lw=0)
-            ax.text(xi, 1.01, f"{share.size}", ha="center", va="bottom", fontsize=6)
-        style.note(ax, "one dot per search with $\\geq 2$ fixed points\n(number above: how many)", "lower right")
+            ax.scatter(
+                xi + rng.uniform(-0.25, 0.25, share.size),
+                share,
+                s=7,
+                c=[kcol[int(c)] for c in count],
+                alpha=0.8,
+                lw=0,
+            )
+            ax.text(xi, 1.03, f"{share.size}", ha="center", va="bottom", fontsize=6)
+        return [Line2D([], [], color=kcol[k], marker="o", ls="", label=f"{v} fixed points") for k, v in kinds.items()]
 
 
 OKABE_ITO_ORDER = [style.OKABE_ITO["orange"], style.OKABE_ITO["sky"], style.OKABE_ITO["green"]]
@@ -940,39 +958,58 @@ def _series_columns(ds, lam, penalties):
     return cols
 
 
-def _compare_traces(datasets, slice, lam, penalties, along, colors, labels, quantity, ylabel, empty_text, ymin):  # noqa: A002
+def _compare_traces(datasets, slice, lam, penalties, along, colors, labels, rows, empty_text):  # noqa: A002
+    """Traces of the runs along one dimension (``along``: one colour per value),
+    one column per series (plain CGD, then each penalty at one lambda).
+
+    ``rows``: list of ``(quantity, ylabel, yscale, ymin, modes)``; a row with
+    two modes draws population solid and empirical dashed in the same panel.
+    """
     modes = _modes(datasets)
     first = datasets[modes[0]]
     cols = _series_columns(first, lam, penalties)
     fixed = tuple(d for d in SLICE_DIMS if d != along)
     values = first[along].values.tolist()
+    rows = [(q, lab, scale, ymin, [m for m in row_modes if m in modes]) for q, lab, scale, ymin, row_modes in rows]
+    rows = [r for r in rows if r[4]]
+    sels = {}
+    subtitles = []
+    for mode in modes:
+        sels[mode] = resolve(datasets[mode], slice, fixed)
+        subtitles.append(f"{mode}: " + _slice_text(sels[mode], seeds=datasets[mode].sizes["seed"]))
     with style.context():
-        fig, axes = style.subplots(len(modes), len(cols), height=1.55 * len(modes) + 1.1, sharex=True, sharey=True)
-        subtitles = []
-        for i, mode in enumerate(modes):
-            ds = datasets[mode]
-            sel = resolve(ds, slice, fixed)
-            subtitles.append(f"{mode}: " + _slice_text(sel, seeds=ds.sizes["seed"]))
+        fig, axes = style.subplots(len(rows), len(cols), height=1.45 * len(rows) + 1.1, sharex=True, sharey="row")
+        for i, (quantity, ylabel, yscale, ymin, row_modes) in enumerate(rows):
             for j, (p, x, title) in enumerate(cols):
                 ax = axes[i, j]
-                r = ds.sel(sel).sel(penalty=p, lam=x)
-                for v in values:
-                    rv = r.sel({along: v})
-                    _trace(ax, rv[quantity], rv["status"], colors[v])
-                style.note(ax, diverged_note(r["status"]), "lower left")
+                notes = []
+                for mode in row_modes:
+                    r = datasets[mode].sel(sels[mode]).sel(penalty=p, lam=x)
+                    ls = "--" if (mode == "empirical" and len(row_modes) > 1) else "-"
+                    for v in values:
+                        rv = r.sel({along: v})
+                        _trace(ax, rv[quantity], rv["status"], colors[v], ls=ls)
+                    notes.append(diverged_note(r["status"], f"{mode} runs" if len(row_modes) > 1 else "runs"))
+                style.note(ax, _join(*notes), "lower left")
                 ax.set_xscale("log")
-                ax.set_yscale("log")
+                ax.set_yscale(yscale)
+                if ymin is not None and j == 0:
+                    ax.set_ylim(bottom=ymin)
                 if i == 0:
                     ax.set_title(title)
                 if j == 0:
-                    ax.set_ylabel(f"{mode} mode\n{ylabel}")
-                if i == len(modes) - 1:
+                    where = f"{row_modes[0]} mode" if len(row_modes) == 1 else "both modes"
+                    ax.set_ylabel(f"{where}\n{ylabel}")
+                if i == len(rows) - 1:
                     ax.set_xlabel(LABEL["step"])
-        if ymin is not None:
-            axes[0, 0].set_ylim(bottom=ymin)
         handles = [Line2D([], [], color=colors[v], label=labels[v]) for v in values]
         if len(values) < 2:
             handles.append(Line2D([], [], ls="", label=empty_text))
+        if any(len(r[4]) > 1 for r in rows):
+            handles += [
+                Line2D([], [], color="0.3", ls="-", label="population"),
+                Line2D([], [], color="0.3", ls="--", label="empirical"),
+            ]
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         fig.suptitle("\n".join(subtitles), fontsize=7)
     return fig
@@ -982,6 +1019,7 @@ def ste(datasets: dict, slice: dict | None = None, lam=None, penalties=None, ymi
     """Population loss L(w^t) versus step for each straight-through estimator,
     on plain CGD and on RVSCGD (each penalty at one lambda); rows = modes.
     ``ymin`` cuts the log y axis below (plain CGD goes to 0)."""
+    rows = [("loss", LABEL["loss"], "log", ymin, [m]) for m in MODES]
     return _compare_traces(
         datasets,
         slice,
@@ -990,17 +1028,18 @@ def ste(datasets: dict, slice: dict | None = None, lam=None, penalties=None, ymi
         "ste",
         style.STE_COLOR,
         style.STE_LABEL,
-        "loss",
-        LABEL["loss"],
+        rows,
         "(only this STE on the grid: grid.ste)",
-        ymin,
     )
 
 
 def normalisation(datasets: dict, slice: dict | None = None, lam=None, penalties=None, ymin: float | None = 1e-4):  # noqa: A002
-    """Angle(w^t, w*) versus step with and without the normalisation step of
-    RVSCGD, on plain CGD and on RVSCGD (each penalty at one lambda); rows = modes.
-    ``ymin`` (rad) cuts the log y axis below (plain CGD goes to 0)."""
+    """RVSCGD with and without its normalisation step, on plain CGD and on
+    RVSCGD (each penalty at one lambda): angle(w^t, w*) in each mode, and the
+    sparsity of u^t in both modes (population solid, empirical dashed).
+    ``ymin`` (rad) cuts the log angle axis below (plain CGD goes to 0)."""
+    rows = [("angle_w", LABEL["angle_w"], "log", ymin, [m]) for m in MODES]
+    rows.append(("sparsity_u", "sparsity of $u^t$", "linear", None, list(MODES)))
     return _compare_traces(
         datasets,
         slice,
@@ -1009,10 +1048,8 @@ def normalisation(datasets: dict, slice: dict | None = None, lam=None, penalties
         "normalise",
         style.NORMALISE_COLOR,
         style.NORMALISE_LABEL,
-        "angle_w",
-        LABEL["angle_w"],
+        rows,
         "(no ablation runs: grid.normalise has one value)",
-        ymin,
     )
 
 
@@ -1105,7 +1142,7 @@ def rate_grid(ds: xr.Dataset) -> xr.DataArray:
         if co["ste"] == "clipped_relu":
             continue
         n, k = int(co["n"]), int(co["k"])
-        pt = {d: co[d] for d in ("n", "k", "seed", "penalty", "lam", "beta", "ste")}
+        pt = {d: co[d] for d in ds["w_bar"].dims if d != "feature"}  # with eta if the limits depend on it
         w_bar = ds["w_bar"].sel(pt).values[:n]
         if not np.all(np.isfinite(w_bar)):
             continue

@@ -116,6 +116,21 @@ def test_multiple_limits_says_when_it_never_happened(study):
     assert "never happened" in figure_text(fig)
 
 
+def test_multiple_limits_draws_the_share_of_every_limit(study, tmp_path):
+    """With per-limit counts in the dataset (``limit_counts``), the figure
+    stacks the share of the starts reaching each fixed point."""
+    _, datasets = study
+    pop = datasets["population"].copy(deep=True)
+    starts = 1 + TINY["limit"]["starts"]
+    first = (pop["limit_share"].fillna(1) * starts).round()
+    counts = xr.concat([first, starts - first, xr.zeros_like(first)], dim="limit")
+    pop["limit_counts"] = counts.where(pop["n_limits"] > 0, 0).astype(int)
+    pop["n_limits"] = xr.where(pop["n_limits"] > 0, 2, 0)  # every search: two fixed points
+    fig = figures.multiple_limits({"population": pop})
+    assert "share of starts reaching each fixed point" in figure_text(fig)
+    style.save(fig, tmp_path / "m.png", tmp_path / "m.pdf", dpi=60)
+
+
 def test_slice_off_the_grid_is_an_error(study):
     _, datasets = study
     with pytest.raises(ValueError, match="beta=0.3"):

@@ -47,8 +47,8 @@ def figure_params(name):
     if "slice" in params:
         merged = {k: v for k, v in figs["slice"].items() if v is not None}
         merged.update({k: v for k, v in params["slice"].items() if v is not None})
-        params["slice"] = merged
-    return params
+        params["slice"] = dict(sorted(merged.items()))
+    return dict(sorted(params.items()))  # key order of the YAML never reruns a figure
 
 
 def _check_figure_config():
@@ -129,6 +129,11 @@ rule fig_convergence:
     benchmark:
         f"{BENCH}/fig_convergence.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("convergence"),
         dpi=config["figures"]["dpi"],
@@ -148,6 +153,11 @@ rule fig_limit_distance:
     benchmark:
         f"{BENCH}/fig_limit_distance.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("limit_distance"),
         dpi=config["figures"]["dpi"],
@@ -167,6 +177,11 @@ rule fig_limit_prediction:
     benchmark:
         f"{BENCH}/fig_limit_prediction.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("limit_prediction"),
         dpi=config["figures"]["dpi"],
@@ -186,6 +201,11 @@ rule fig_sparsity_accuracy:
     benchmark:
         f"{BENCH}/fig_sparsity_accuracy.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("sparsity_accuracy"),
         dpi=config["figures"]["dpi"],
@@ -205,6 +225,11 @@ rule fig_tradeoff:
     benchmark:
         f"{BENCH}/fig_tradeoff.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("tradeoff"),
         dpi=config["figures"]["dpi"],
@@ -224,6 +249,11 @@ rule fig_support_recovery:
     benchmark:
         f"{BENCH}/fig_support_recovery.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("support_recovery"),
         dpi=config["figures"]["dpi"],
@@ -243,6 +273,11 @@ rule fig_multiple_limits:
     benchmark:
         f"{BENCH}/fig_multiple_limits.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("multiple_limits"),
         dpi=config["figures"]["dpi"],
@@ -262,6 +297,11 @@ rule fig_ste:
     benchmark:
         f"{BENCH}/fig_ste.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("ste"),
         dpi=config["figures"]["dpi"],
@@ -281,6 +321,11 @@ rule fig_scaling:
     benchmark:
         f"{BENCH}/fig_scaling.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("scaling"),
         dpi=config["figures"]["dpi"],
@@ -300,6 +345,11 @@ rule fig_normalisation:
     benchmark:
         f"{BENCH}/fig_normalisation.tsv"
     localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
     params:
         figure=figure_params("normalisation"),
         dpi=config["figures"]["dpi"],
