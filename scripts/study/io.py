@@ -55,8 +55,8 @@ class ResourceLimitExceeded(BaseException):
 
 def recovery_hint(path) -> str:
     return (
-        f"delete it (rm {path}) and run snakemake again to recompute it, "
-        f"or force it with: snakemake --cores N --forcerun {path}"
+        f"recompute it and what depends on it with: snakemake --cores N --forcerun {path} "
+        f"(or delete it, rm {path}, and snakemake recomputes it when it is next needed)"
     )
 
 

@@ -24,7 +24,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import SNAKEMAKE, TINY, copy_project, run_snakemake
+from .conftest import SNAKEMAKE, TINY, copy_project, dry_run_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -322,3 +322,63 @@ def test_interrupted_study_resumes_bit_identical(tiny_study, tmp_path, sig):
             p.name for p in (tiny_study / "results" / "figures").iterdir()
         )
     assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *targets))
+
+
+# ---- 3. corruption -----------------------------------------------------------------
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def garble(path: Path) -> None:
+    """Overwrite 64 bytes in the middle of the file with random ones."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = np.random.default_rng(0).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def edit_value_keep_mtime(path: Path) -> None:
+    """A valid netCDF file with one wrong number, and its old mtime: only a
+    checksum can tell (Snakemake sees nothing to do)."""
+    import netCDF4
+
+    st = path.stat()
+    with netCDF4.Dataset(path, "a") as nc:
+        var = nc.variables["w_bar"]
+        values = var[:]
+        values.flat[0] = values.flat[0] + 1e-9
+        var[:] = values
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# id: (file, how, extra snakemake arguments that make the next run read it)
+CORRUPTIONS = {
+    "truncated_train": ("results/train/population/n8_k4_seed0.nc", truncate, ()),
+    "garbled_data": ("results/data/n12_k4_seed1.nc", garble, ()),
+    "edited_limits_old_mtime": ("results/limits/n8_k4_seed1.nc", edit_value_keep_mtime, ("--forcerun", "aggregate")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupt_intermediate_is_caught_never_used(tiny_study, tmp_path, case):
+    rel, corrupt, extra = CORRUPTIONS[case]
+    work = clone_study(tiny_study, tmp_path / "study")
+    corrupt(work / rel)
+    if extra:  # unchanged mtime: Snakemake itself sees nothing to do, the old outputs stay valid
+        assert not {"make_data", "train", "aggregate"} & set(dry_run_jobs(work))
+    proc = run_snakemake(work, "--cores", "2", *extra, check=False)
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert "CorruptFileError" in out, out
+    # The message names the file and how to recover.
+    assert f"rm {rel}" in out and f"--forcerun {rel}" in out, out
+    # Never a result from garbage: every dataset and figure is the baseline's, or gone.
+    for f in [*(work / "results" / "datasets").glob("*"), *(work / "results" / "figures").glob("*")]:
+        base = tiny_study / f.relative_to(work)
+        assert base.exists() and base.read_bytes() == f.read_bytes(), f"{f} made after the corruption"
+    # The advice works: force the file, get the uninterrupted results back.
+    run_snakemake(work, "--cores", "2", "--forcerun", rel, *DATASETS)
+    assert_same_data(tiny_study, work)
