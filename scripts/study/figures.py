@@ -613,7 +613,17 @@ def sparsity_accuracy(datasets: dict, slice: dict | None = None, mode: str | Non
                     )
                     if has_pred:  # not at lambda = 0: no thresholding, u_bar = w* only up to rounding
                         pm = mn[pred].sel(penalty=p).mean("seed").where(mn["lam"] != 0)
-                        ax.plot(x, pm.values, color=c, ls="--", lw=0.7, marker=PENALTY_MARKER[p], mfc="white", ms=3)
+                        ax.plot(
+                            x,
+                            pm.values,
+                            color=c,
+                            ls="--",
+                            lw=0.7,
+                            marker=PENALTY_MARKER[p],
+                            mfc="white",
+                            ms=2.5,
+                            zorder=4,
+                        )
                 if what == "sparsity":
                     dens = float(mn["density"].mean())
                     ax.axhline(1 - dens, color=style.PREDICTION_COLOR, ls=":", lw=0.8)
@@ -836,17 +846,21 @@ def multiple_limits(datasets: dict, penalties=("l0", "tl1")):
             fig.legend(handles=handles, loc="outside lower right", ncols=len(handles), handletextpad=0.1)
         pooled = " × ".join(
             f"{sub.sizes[d]} {name}"
-            for d, name in (("n", "n"), ("k", "k"), ("seed", "seeds"), ("ste", "STE"), ("eta", "η"))
+            for d, name in (("n", "n"), ("k", "k"), ("seed", "seeds"), ("ste", "STEs"), ("eta", "η"))
             if d in nl.dims
         )
         each = f"{starts} starts each" if starts else "several starts each"
+        per = "; ".join(
+            f"{PENALTY_LABEL[p]} {int(multi.sel(penalty=p).sum())} of {int(searched.sel(penalty=p).sum())}"
+            for p in penalties
+        )
         if n_multi == 0:
             headline = (
                 f"Multiple limits never happened on this grid: each of the {n_search} searches "
                 f"({each}) found a single fixed point."
             )
         else:
-            headline = f"{n_multi} of {n_search} searches found several fixed points ({each}; pooled: {pooled})."
+            headline = f"Searches that found several fixed points ({each}; pooled: {pooled}): {per}."
         fig.suptitle(_wrap(headline + _reached_note(datasets)), fontsize=7)
     return fig
 
