@@ -35,8 +35,10 @@ def cell_dataset(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, mode: 
     ds = train.copy()
     ds["w_star"] = data["w_star"]
     ds["w0"] = data["w0"]
-    for name in ("w_bar", "u_bar", "n_limits", "limit_share", "limit_stable"):
+    for name in ("w_bar", "u_bar", "n_limits", "limit_share", "limit_stable", "limit_counts"):
         ds[name] = limits[name]
+    # Every search has w0 plus limit.starts starts: the `limit` dim is that long.
+    ds["limit_counts"].attrs["n_starts"] = int(limits.sizes["limit"])
     ds.update(support_metrics(ds["u_final"], ds["w_star"]))
     ds.update({f"predicted_{k}": v for k, v in support_metrics(ds["u_bar"], ds["w_star"]).items()})
     ds = ds.drop_vars("feature")

@@ -1,0 +1,77 @@
+"""Plan a study before running it: job count and predicted compute.
+
+    python -m study.plan config/paper.yaml [--steps-fraction 0.04]
+
+For each (n, k) of the config it trains one cell (seed of the first index)
+of each mode in-process for a fraction of the step limit, times it, and
+extrapolates linearly in steps (an upper bound for population mode, where
+runs stop on their tolerance) and in seeds. Prints a table and the totals.
+Training dominates the study's cost; data jobs (teacher + predicted limits)
+are timed in full on the same cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+from .cells import make_data_cell, predict_limits_cell, train_cell
+from .grid import MODES, run_table
+from .inprocess import load_config
+
+
+def plan(config: dict, fraction: float) -> list[dict]:
+    rows = []
+    seed = config["seeds"][0]
+    n_seeds = len(config["seeds"])
+    for n in config["dims"]["n"]:
+        for k in config["dims"]["k"]:
+            t0 = time.perf_counter()
+            data = make_data_cell(config, n, k, seed)
+            limits = predict_limits_cell(config, data)
+            t_data = time.perf_counter() - t0
+            row = {"n": n, "k": k, "make_data_s": t_data}
+            for mode in MODES:
+                if not config[mode]["enabled"]:
+                    continue
+                short = copy.deepcopy(config)
+                full_steps = config[mode]["max_steps"]
+                short[mode]["max_steps"] = max(10, int(full_steps * fraction))
+                t0 = time.perf_counter()
+                train_cell(short, mode, data, limits)
+                elapsed = time.perf_counter() - t0
+                row[f"{mode}_s"] = elapsed * full_steps / short[mode]["max_steps"]
+            row["cell_s"] = row["make_data_s"] + sum(row.get(f"{m}_s", 0.0) for m in MODES)
+            row["all_seeds_s"] = row["cell_s"] * n_seeds
+            rows.append(row)
+            print(
+                f"n={n:4d} k={k:3d}  make_data {row['make_data_s']:7.1f} s  "
+                + "  ".join(f"{m} {row.get(f'{m}_s', 0.0):8.1f} s" for m in MODES)
+                + f"  x{n_seeds} seeds = {row['all_seeds_s'] / 3600:6.2f} core-h",
+                flush=True,
+            )
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configfile")
+    parser.add_argument("--steps-fraction", type=float, default=0.04, help="share of max_steps actually run")
+    args = parser.parse_args(argv)
+    config = load_config(args.configfile)
+    cells = len(config["dims"]["n"]) * len(config["dims"]["k"]) * len(config["seeds"])
+    modes = [m for m in MODES if config[m]["enabled"]]
+    print(
+        f"{args.configfile}: {cells} cells x {len(run_table(config))} runs each; jobs: {cells} make_data, "
+        f"{cells * len(modes)} train, {len(modes)} aggregate, plus one per figure and the report",
+        flush=True,
+    )
+    rows = plan(config, args.steps_fraction)
+    total = sum(r["all_seeds_s"] for r in rows)
+    longest = max(max(r.get(f"{m}_s", 0.0) for m in MODES) for r in rows)
+    print(f"total {total / 3600:.1f} core-hours (one core per job); longest training job {longest / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
