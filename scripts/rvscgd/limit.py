@@ -207,6 +207,7 @@ def predicted_limit(
     W = (S / np.linalg.norm(S, axis=1, keepdims=True)).T.copy()  # (n, S)
     n_starts = W.shape[1]
     done = np.zeros(n_starts, dtype=bool)
+    blown = np.zeros(n_starts, dtype=bool)
     result = np.full((n, n_starts), np.nan)
     prev_pat = _pattern(W, tau, penalty, a)
     it = 0
@@ -221,6 +222,11 @@ def predicted_limit(
                 Wl = _apply_step(Wl, w_star, c, beta, tau, penalty, a, eta)
         it += chunk
         W[:, live] = Wl
+        # A step size that blows the iterate up (its norm overflows: the column
+        # is 0 or not finite) reaches no limit from this start: stop following it.
+        lost = live & ~(np.abs(np.linalg.norm(W, axis=0) - 1) < 1e-6)
+        blown |= lost
+        done |= lost
         pat = _pattern(W, tau, penalty, a)
         settled = live & np.all(pat == prev_pat, axis=0)
         prev_pat = pat
@@ -238,7 +244,7 @@ def predicted_limit(
 
     limits: list[list] = []  # [w, count, first index]
     start_limit = np.full(n_starts, -1, dtype=int)
-    for j in np.flatnonzero(done):
+    for j in np.flatnonzero(done & ~blown):
         w = result[:, j]
         for li, entry in enumerate(limits):
             if np.linalg.norm(entry[0] - w) < dedup_tol:
