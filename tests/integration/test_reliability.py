@@ -382,3 +382,106 @@ def test_corrupt_intermediate_is_caught_never_used(tiny_study, tmp_path, case):
     # The advice works: force the file, get the uninterrupted results back.
     run_snakemake(work, "--cores", "2", "--forcerun", rel, *DATASETS)
     assert_same_data(tiny_study, work)
+
+
+# ---- 4. divergence -----------------------------------------------------------------
+
+BLOW_UP_ETA = 1.0e200  # the first step overflows: every run with this eta diverges
+
+
+def divergence_config() -> dict:
+    cfg = tiny_config()
+    cfg["grid"]["eta"] = [1.0, BLOW_UP_ETA]
+    cfg["grid"]["normalise"] = [True, False]
+    return cfg
+
+
+def pdf_text(path: Path) -> str:
+    """The text shown in a matplotlib PDF (strings of its compressed content streams)."""
+    import re
+    import zlib
+
+    data = path.read_bytes()
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            stream = zlib.decompress(m.group(1))
+        except zlib.error:
+            continue
+        out += [s.decode("latin1") for s in re.findall(rb"\(((?:[^()\\]|\\.)*)\)", stream)]
+        out += [bytes.fromhex(h.decode()).decode("latin1") for h in re.findall(rb"<([0-9a-fA-F]{2,})>\s*Tj", stream)]
+    return "".join(out)
+
+
+@pytest.fixture(scope="module")
+def diverged_study(tmp_path_factory) -> Path:
+    """The tiny study with a blow-up step size in the grid, run to the end."""
+    work = copy_project(tmp_path_factory.mktemp("diverged"))
+    cfg = work / "diverge.yaml"
+    cfg.write_text(yaml.safe_dump(divergence_config()))
+    run_snakemake(work, "--cores", "2", configfile=cfg)
+    return work
+
+
+def test_blow_up_limit_search_is_quick():
+    """The fixed-point search gives up on a start that blows up (it used to run to max_iter)."""
+    import rvscgd
+
+    w_star = rvscgd.make_teacher(8, 3, np.random.default_rng(0))
+    t = time.monotonic()
+    with np.errstate(over="ignore"):
+        search = rvscgd.predicted_limit(w_star, 4, 0.01, 0.02, "l1", starts=8, eta=BLOW_UP_ETA)
+    assert time.monotonic() - t < 2
+    assert len(search) == 0 and (search.start_limit == -1).all()
+
+
+def test_diverged_runs_are_flagged_in_the_datasets(diverged_study):
+    from study.io import open_checked
+
+    for rel in DATASETS:
+        ds = open_checked(diverged_study / rel)
+        diverged = ds["status"] == 2
+        assert ds["status"].attrs["flag_meanings"].split()[2] == "diverged"
+        # Every run with the blow-up eta diverged, and only those.
+        assert bool(diverged.sel(eta=BLOW_UP_ETA).all()) and not bool(diverged.sel(eta=1.0).any())
+        assert ds.attrs["runs_diverged"] == int(diverged.sum()) > 0
+        assert ds.attrs["runs_total"] == ds["status"].size
+        # Their weights and metrics are NaN: no number from garbage...
+        for name in ("w_final", "u_final", "support_precision", "support_recall", "support_exact"):
+            assert bool(ds[name].where(diverged).isnull().all()), name
+        assert bool(ds["angle_w"].isel(step=-1).where(diverged).isnull().all())
+        # ...and the other runs are untouched by them: finite within n, as in a study without the blow-up eta.
+        ok = ds["w_final"].where(~diverged).sel(eta=1.0)
+        for n in ds["n"].values:
+            assert bool(np.isfinite(ok.sel(n=n).isel(feature=slice(0, int(n)))).all())
+        log = (diverged_study / "results" / "logs" / "aggregate" / Path(rel).with_suffix(".log").name).read_text()
+        assert f"WARNING: {int(diverged.sum())} of {ds['status'].size}" in log
+
+
+def test_study_with_diverged_runs_completes_and_figures_say_so(diverged_study):
+    assert "Nothing to be done" in output(
+        run_snakemake(diverged_study, "--dry-run", "--cores", "2", configfile=diverged_study / "diverge.yaml")
+    )
+    figures = sorted((diverged_study / "results" / "figures").glob("*.pdf"))
+    if not figures:
+        pytest.skip("the workflow draws no figures")
+    for pdf in figures:
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+        assert pdf.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A figure over the whole grid shows diverged runs: it excludes them and says so.
+    assert any("diverged" in pdf_text(pdf) for pdf in figures), [p.name for p in figures]
+
+
+@pytest.mark.xfail(
+    reason="figures of a slice where every run diverged do not all render yet (fig_ste: 'Data cannot be "
+    "log-scaled because all values are <= 0'); owned by the figure code, see docs/guarantees.md"
+)
+def test_figures_of_a_slice_where_every_run_diverged_render(diverged_study, tmp_path):
+    work = clone_study(diverged_study, tmp_path / "study")
+    cfg = divergence_config()
+    cfg["figures"] = {"slice": {"eta": BLOW_UP_ETA}}
+    (work / "all_diverged.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(work, "--cores", "2", "--keep-going", configfile=work / "all_diverged.yaml", check=False)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    for pdf in sorted((work / "results" / "figures").glob("*.pdf")):
+        assert "diverged" in pdf_text(pdf), pdf.name
