@@ -230,6 +230,10 @@ def start_job(smk) -> None:
 
     global _THREAD_LIMITS
     _THREAD_LIMITS = threadpool_limits(limits=1)
+    from threadpoolctl import threadpool_info
+
+    pools = ", ".join(f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()) or "none loaded"
+    print(f"threads: BLAS/OpenMP pools pinned ({pools}); job threads {smk.threads}", file=sys.stderr)
     wildcards = {k: v for k, v in smk.wildcards.items()}
     res = smk.resources
     enforce_resources(

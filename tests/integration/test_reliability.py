@@ -485,3 +485,21 @@ def test_figures_of_a_slice_where_every_run_diverged_render(diverged_study, tmp_
     assert proc.returncode == 0, output(proc)[-3000:]
     for pdf in sorted((work / "results" / "figures").glob("*.pdf")):
         assert "diverged" in pdf_text(pdf), pdf.name
+
+
+# ---- 5. reproducibility ------------------------------------------------------------
+
+
+def test_cores_and_directory_do_not_change_a_bit(tiny_study, tmp_path):
+    """The baseline ran with --cores 2; this run with --cores 1, elsewhere, deeper."""
+    work = copy_project(tmp_path / "elsewhere" / "deeper" / "study")
+    run_snakemake(work, "--cores", "1", *DATASETS)
+    files = netcdf_files(tiny_study)
+    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets"}
+    assert_same_data(tiny_study, work, files=files)
+    # No path of either directory in any file (provenance holds none), and BLAS ran on one thread.
+    for rel in files:
+        raw = (work / rel).read_bytes()
+        assert str(work).encode() not in raw and str(tiny_study).encode() not in raw, rel
+    for log in (work / "results" / "logs" / "train").rglob("*.log"):
+        assert "openblas=1" in log.read_text(), log
