@@ -503,3 +503,30 @@ def test_cores_and_directory_do_not_change_a_bit(tiny_study, tmp_path):
         assert str(work).encode() not in raw and str(tiny_study).encode() not in raw, rel
     for log in (work / "results" / "logs" / "train").rglob("*.log"):
         assert "openblas=1" in log.read_text(), log
+
+
+# ---- 6. concurrency ----------------------------------------------------------------
+
+
+def test_second_snakemake_is_refused_and_harms_nothing(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "study")
+    for f in [*train_outputs(work), *(work / d for d in DATASETS)]:
+        f.unlink()  # run A retrains every cell: long enough to start B meanwhile
+    locks = work / ".snakemake" / "locks"
+    a = start_snakemake(work, "--cores", "1", *DATASETS)
+    try:
+        wait_for(lambda: any(locks.glob("*.lock")) and any((work / "results" / "train").glob("*/*.nc")), a, "run A")
+        b = run_snakemake(work, "--cores", "2", *DATASETS, check=False, timeout=300)
+        assert a.poll() is None, "run A ended before run B was refused: the test proves nothing"
+        assert b.returncode != 0, output(b)
+        assert "LockException" in output(b) and "Directory cannot be locked" in output(b), output(b)
+        assert "Removed a stale Snakemake lock" not in output(b)
+        assert any(locks.glob("*.lock")), "run B removed run A's lock"
+        assert a.wait(timeout=600) == 0, "run A failed"
+    finally:
+        if a.poll() is None:
+            os.killpg(a.pid, signal.SIGKILL)
+            a.wait()
+    assert not any(locks.glob("*.lock"))
+    assert_same_data(tiny_study, work, files=netcdf_files(tiny_study))
+    assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *DATASETS))
