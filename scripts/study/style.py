@@ -210,9 +210,46 @@ def empty_panel(ax, text: str):
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=7, color="0.25", wrap=True)
 
 
+def mark_empty_log_axes(fig) -> None:
+    """A log axis whose data has no positive finite point (every run shown
+    diverged after step 0, or u = 0 everywhere) cannot autoscale: give it
+    fixed limits and say on the panel that nothing is shown, so the figure
+    renders and states why instead of failing."""
+    for ax in fig.axes:
+        logx, logy = ax.get_xscale() == "log", ax.get_yscale() == "log"
+        if not (logx or logy):
+            continue
+        pts = [np.asarray(line.get_xydata(), dtype=float).reshape(-1, 2) for line in ax.get_lines()]
+        xy = np.concatenate(pts) if pts else np.empty((0, 2))
+        ok = np.all(np.isfinite(xy), axis=1)
+        if logx:
+            ok &= xy[:, 0] > 0
+        if logy:
+            ok &= xy[:, 1] > 0
+        for axis, is_log, col in (("x", logx, 0), ("y", logy, 1)):
+            lo, hi = getattr(ax, f"get_{axis}lim")()
+            if is_log and not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi > 0):
+                # Prefer where the data would be (e.g. the steps), else a decade.
+                vals = xy[:, col][np.isfinite(xy[:, col]) & (xy[:, col] > 0)]
+                limits = (vals.min(), vals.max()) if vals.size and vals.min() < vals.max() else (1e-3, 1.0)
+                getattr(ax, f"set_{axis}lim")(*limits)
+        if pts and not ok.any():
+            ax.text(
+                0.5,
+                0.5,
+                "nothing finite to show\n(see the note on diverged runs)",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="0.35",
+            )
+
+
 def save(fig, png, pdf, dpi: int = DPI) -> None:
     """Write ``fig`` as PNG (``dpi``) and PDF, without timestamps (same inputs, same bytes),
     then close it."""
+    mark_empty_log_axes(fig)
     for path in (png, pdf):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(png, dpi=dpi, metadata={"Software": None})
