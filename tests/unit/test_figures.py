@@ -120,7 +120,7 @@ def test_multiple_limits_draws_the_share_of_every_limit(study, tmp_path):
     """With per-limit counts in the dataset (``limit_counts``), the figure
     stacks the share of the starts reaching each fixed point."""
     _, datasets = study
-    pop = datasets["population"].copy(deep=True)
+    pop = datasets["population"].drop_vars("limit_counts").copy(deep=True)
     starts = 1 + TINY["limit"]["starts"]
     first = (pop["limit_share"].fillna(1) * starts).round()
     counts = xr.concat([first, starts - first, xr.zeros_like(first)], dim="limit")
@@ -129,6 +129,17 @@ def test_multiple_limits_draws_the_share_of_every_limit(study, tmp_path):
     fig = figures.multiple_limits({"population": pop})
     assert "share of starts reaching each fixed point" in figure_text(fig)
     style.save(fig, tmp_path / "m.png", tmp_path / "m.pdf", dpi=60)
+
+
+def test_aggregated_limit_counts_cover_every_start(study):
+    """The datasets' own limit_counts: each search's counts add up to its starts."""
+    _, datasets = study
+    counts = datasets["population"]["limit_counts"]
+    assert counts.attrs["n_starts"] == 1 + TINY["limit"]["starts"] == counts.sizes["limit"]
+    searched = datasets["population"]["n_limits"] > 0
+    total = counts.sum("limit").where(searched)
+    assert float(total.max()) <= counts.attrs["n_starts"]
+    assert float(total.min()) >= 1
 
 
 def test_slice_off_the_grid_is_an_error(study):
