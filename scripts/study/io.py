@@ -39,6 +39,8 @@ MEM_POLL_S = 0.05
 # Snakemake's `runtime` is in minutes. Tests shorten a minute with this
 # environment variable (seconds per runtime minute); nothing else should set it.
 RUNTIME_UNIT_ENV = "STUDY_SECONDS_PER_RUNTIME_MINUTE"
+# Seconds a stopped job has to unwind (finally blocks) before it is ended hard.
+STOP_GRACE_S = 5
 
 
 class CorruptFileError(RuntimeError):
@@ -275,21 +277,23 @@ def enforce_resources(rule: str, wildcards: dict, mem_mb=None, runtime=None) -> 
     """Make the declared resources of a job hard limits inside the job.
 
     mem_mb : a watchdog thread looks at the resident memory every
-        ``MEM_POLL_S`` seconds and, above ``mem_mb``, stops the job with
-        ``ResourceLimitExceeded``; the address space is capped at
-        ``2 mem_mb + MEM_HEADROOM_MB`` (``RLIMIT_AS``) so a sudden huge
-        allocation fails with ``MemoryError`` at once instead of pushing the
-        machine into its OOM killer.
-    runtime : minutes of wall time (Snakemake's unit); after it a SIGALRM
-        stops the job with ``ResourceLimitExceeded``.
+        ``MEM_POLL_S`` seconds; above ``mem_mb`` it stops the job. The address
+        space is capped at ``2 mem_mb + MEM_HEADROOM_MB`` (``RLIMIT_AS``) so a
+        sudden huge allocation fails with ``MemoryError`` at once instead of
+        pushing the machine into its OOM killer.
+    runtime : minutes of wall time (Snakemake's unit); after it the same
+        watchdog stops the job.
 
-    Both failures, and any ``MemoryError``, end the job with a message naming
-    the rule, its wildcards, the limit and how to raise it (in the log and
-    on Snakemake's stderr). ``None`` or a non-positive value means no limit.
+    Stopping raises ``ResourceLimitExceeded`` in the main thread (so
+    ``finally`` blocks run and no temporary file survives); if the job is
+    still alive ``STOP_GRACE_S`` seconds later (the exception was swallowed,
+    or the main thread is stuck in C code) it is ended with ``os._exit(1)``.
+    Every stop, and any ``MemoryError``, reports the rule, its wildcards, the
+    limit and how to raise it, in the log and on Snakemake's stderr. ``None``
+    or a non-positive value means no limit.
     """
     where = f"rule {rule}" + (f" ({', '.join(f'{k}={v}' for k, v in wildcards.items())})" if wildcards else "")
     started = time.monotonic()
-    limits = {}
     mem_mb = int(mem_mb) if isinstance(mem_mb, int | float) and mem_mb > 0 else None
     runtime = int(runtime) if isinstance(runtime, int | float) and runtime > 0 else None
     cap_mb = None
@@ -300,40 +304,63 @@ def enforce_resources(rule: str, wildcards: dict, mem_mb=None, runtime=None) -> 
         if hard != resource.RLIM_INFINITY:
             cap = min(cap, hard)
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-        limits["mem"] = (
-            f"{where} exceeded its memory limit: resident memory {{rss:.0f}} MB > mem_mb={mem_mb}. "
-            + _raise_advice(rule, "mem_mb", "MB")
-        )
-        _start_memory_watchdog(mem_mb, limits["mem"])
+    deadline = None
     if runtime is not None:
-        unit_s = float(os.environ.get(RUNTIME_UNIT_ENV, 60))
-        limits["time"] = (
-            f"{where} exceeded its runtime limit: still running after {runtime} min (runtime={runtime}). "
-            + _raise_advice(rule, "runtime", "minutes")
-        )
+        deadline = started + runtime * float(os.environ.get(RUNTIME_UNIT_ENV, 60))
+    stop = {"reported": False}
 
-        def on_alarm(signum, frame):
-            raise ResourceLimitExceeded(limits["time"])
+    def report_stop(message: str) -> None:
+        if not stop["reported"]:
+            stop["reported"] = True
+            for stream in dict.fromkeys((sys.stderr, sys.__stderr__)):
+                try:
+                    print(f"ResourceLimitExceeded: {message}", file=stream, flush=True)
+                except (OSError, ValueError):
+                    pass
 
-        signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, runtime * unit_s)
+    def on_signal(signum, frame):
+        raise ResourceLimitExceeded(stop["message"])
+
+    def watch():
+        main = threading.main_thread().ident
+        while True:
+            if mem_mb is not None and (rss := _rss_mb()) > mem_mb:
+                stop["message"] = (
+                    f"{where} exceeded its memory limit: resident memory {rss:.0f} MB > mem_mb={mem_mb}. "
+                    + _raise_advice(rule, "mem_mb", "MB")
+                )
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                stop["message"] = (
+                    f"{where} exceeded its runtime limit: still running after {runtime} min (runtime={runtime}). "
+                    + _raise_advice(rule, "runtime", "minutes")
+                )
+                break
+            time.sleep(MEM_POLL_S if deadline is None else min(MEM_POLL_S, max(deadline - time.monotonic(), 0)))
+        report_stop(stop["message"])
+        signal.pthread_kill(main, signal.SIGUSR1)
+        time.sleep(STOP_GRACE_S)
+        print(f"(still running {STOP_GRACE_S} s after the stop: ended)", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    if mem_mb is not None or deadline is not None:
+        signal.signal(signal.SIGUSR1, on_signal)
+        threading.Thread(target=watch, name="study-resource-watchdog", daemon=True).start()
 
     def excepthook(exc_type, exc, tb):
-        text = "".join(traceback.format_exception(exc_type, exc, tb))
-        message = None
+        print("".join(traceback.format_exception(exc_type, exc, tb)), end="", file=sys.stderr, flush=True)
         if issubclass(exc_type, ResourceLimitExceeded):
-            message = f"ResourceLimitExceeded: {exc}"
+            report_stop(str(exc))
         elif issubclass(exc_type, MemoryError):
-            message = f"ResourceLimitExceeded: {where} ran out of memory: an allocation failed" + (
-                f" at its address-space cap of {cap_mb} MB (2 x mem_mb={mem_mb} + {MEM_HEADROOM_MB} MB headroom). "
-                + _raise_advice(rule, "mem_mb", "MB")
-                if cap_mb is not None
-                else " (no mem_mb declared: the machine itself is out of memory)."
+            report_stop(
+                f"{where} ran out of memory: an allocation failed"
+                + (
+                    f" at its address-space cap of {cap_mb} MB (2 x mem_mb={mem_mb} + {MEM_HEADROOM_MB} MB "
+                    "headroom). " + _raise_advice(rule, "mem_mb", "MB")
+                    if cap_mb is not None
+                    else " (no mem_mb declared: the machine itself is out of memory)."
+                )
             )
-        # The log gets the traceback and the message; Snakemake's stderr the message.
-        print(text + (message or ""), file=sys.stderr, flush=True)
-        if message is not None and sys.stderr is not sys.__stderr__:
-            print(message, file=sys.__stderr__, flush=True)
 
     sys.excepthook = excepthook
 
@@ -346,24 +373,3 @@ def enforce_resources(rule: str, wildcards: dict, mem_mb=None, runtime=None) -> 
         )
 
     atexit.register(report)
-
-
-def _start_memory_watchdog(mem_mb: int, message: str) -> None:
-    main = threading.main_thread().ident
-    state = {}
-
-    def on_signal(signum, frame):
-        raise ResourceLimitExceeded(message.format(rss=state["rss"]))
-
-    signal.signal(signal.SIGUSR1, on_signal)
-
-    def watch():
-        while True:
-            rss = _rss_mb()
-            if rss > mem_mb:
-                state["rss"] = rss
-                signal.pthread_kill(main, signal.SIGUSR1)
-                return
-            time.sleep(MEM_POLL_S)
-
-    threading.Thread(target=watch, name="study-mem-watchdog", daemon=True).start()

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -380,7 +381,7 @@ def test_corrupt_intermediate_is_caught_never_used(tiny_study, tmp_path, case):
         base = tiny_study / f.relative_to(work)
         assert base.exists() and base.read_bytes() == f.read_bytes(), f"{f} made after the corruption"
     # The advice works: force the file, get the uninterrupted results back.
-    run_snakemake(work, "--cores", "2", "--forcerun", rel, *DATASETS)
+    run_snakemake(work, "--cores", "2", f"--forcerun={rel}", *DATASETS)
     assert_same_data(tiny_study, work)
 
 
@@ -530,3 +531,91 @@ def test_second_snakemake_is_refused_and_harms_nothing(tiny_study, tmp_path):
     assert not any(locks.glob("*.lock"))
     assert_same_data(tiny_study, work, files=netcdf_files(tiny_study))
     assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *DATASETS))
+
+
+# ---- 7. resource limits ------------------------------------------------------------
+
+ONE_TRAIN = "results/train/population/n8_k4_seed0.nc"
+LIMIT_WHERE = "rule train (mode=population, n=8, k=4, seed=0)"
+
+
+@pytest.mark.parametrize(
+    "resource, env, expected",
+    [
+        ("mem_mb=50", {}, ["exceeded its memory limit", "> mem_mb=50", "--set-resources train:mem_mb="]),
+        (
+            "runtime=1",
+            {"STUDY_SECONDS_PER_RUNTIME_MINUTE": "0.02"},  # a runtime minute lasts 20 ms
+            ["exceeded its runtime limit", "(runtime=1)", "--set-resources train:runtime="],
+        ),
+    ],
+    ids=["mem_mb", "runtime"],
+)
+def test_job_over_its_resources_fails_clearly(tiny_study, tmp_path, resource, env, expected):
+    work = clone_study(tiny_study, tmp_path / "study")
+    proc = run_snakemake(
+        work,
+        *("--cores", "2", f"--forcerun={ONE_TRAIN}", f"--set-resources=train:{resource}", ONE_TRAIN),
+        check=False,
+        env=env,
+    )
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert f"ResourceLimitExceeded: {LIMIT_WHERE}" in out, out
+    for needle in expected:
+        assert needle in out, f"message lacks {needle!r}:\n{out}"
+    assert not (work / ONE_TRAIN).exists()  # no output from a stopped job
+
+
+def test_runaway_allocation_fails_at_once_not_the_machine(tmp_path):
+    """A job asking for far more than mem_mb gets a MemoryError from its
+    address-space cap at once, reported like the other limits."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from study.io import enforce_resources\n"
+        "enforce_resources('train', {'n': 8}, mem_mb=200, runtime=1)\n"
+        "x = np.ones(10**12)  # 8 TB\n"
+    )
+    t = time.monotonic()
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - t < 60
+    assert proc.returncode == 1, proc.stderr
+    assert "ResourceLimitExceeded: rule train (n=8) ran out of memory" in proc.stderr, proc.stderr
+    assert "address-space cap of 1424 MB" in proc.stderr and "--set-resources train:mem_mb=" in proc.stderr
+
+
+def test_memory_watchdog_stops_a_growing_job(tmp_path):
+    """Resident memory creeping over mem_mb (below the address-space cap) is caught too."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from study.io import enforce_resources\n"
+        "enforce_resources('make_data', {}, mem_mb=300)\n"
+        "blocks = []\n"
+        "for _ in range(100):\n"
+        "    blocks.append(np.ones(10**6))  # 8 MB more each time, touched\n"
+        "    import time; time.sleep(0.01)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "ResourceLimitExceeded: rule make_data exceeded its memory limit" in proc.stderr, proc.stderr
+
+
+def test_a_job_that_swallows_the_stop_is_ended_anyway(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import os, time\n"
+        "from study.io import enforce_resources\n"
+        "enforce_resources('train', {}, runtime=1)\n"
+        "while True:\n"
+        "    try:\n"
+        "        time.sleep(0.1)\n"
+        "    except BaseException:\n"
+        "        pass  # a careless `except BaseException` deep in some library\n"
+    )
+    env = {**os.environ, "STUDY_SECONDS_PER_RUNTIME_MINUTE": "0.05"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "ResourceLimitExceeded: rule train exceeded its runtime limit" in proc.stderr, proc.stderr
+    assert "ended" in proc.stderr
