@@ -285,9 +285,10 @@ def enforce_resources(rule: str, wildcards: dict, mem_mb=None, runtime=None) -> 
         watchdog stops the job.
 
     Stopping raises ``ResourceLimitExceeded`` in the main thread (so
-    ``finally`` blocks run and no temporary file survives); if the job is
-    still alive ``STOP_GRACE_S`` seconds later (the exception was swallowed,
-    or the main thread is stuck in C code) it is ended with ``os._exit(1)``.
+    ``finally`` blocks run and no temporary file survives). A stopped job
+    never succeeds: if the exception is swallowed somewhere, the job ends
+    with exit code 1 when it finishes, or with ``os._exit(1)`` after
+    ``STOP_GRACE_S`` seconds if it is still running (or stuck in C code).
     Every stop, and any ``MemoryError``, reports the rule, its wildcards, the
     limit and how to raise it, in the log and on Snakemake's stderr. ``None``
     or a non-positive value means no limit.
@@ -370,6 +371,12 @@ def enforce_resources(rule: str, wildcards: dict, mem_mb=None, runtime=None) -> 
             f"resources: peak resident memory {_peak_rss_mb():.0f} MB (mem_mb={mem_mb}), "
             f"wall time {wall:.1f} s (runtime={runtime} min)",
             file=sys.stderr,
+            flush=True,
         )
+        if "message" in stop:
+            # Stopped, but the exception was swallowed somewhere and the job ran on:
+            # it still fails (Snakemake then discards its outputs).
+            print("(stopped by its resource limit: the job fails)", file=sys.stderr, flush=True)
+            os._exit(1)
 
     atexit.register(report)

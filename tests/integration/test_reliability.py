@@ -25,9 +25,13 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import SNAKEMAKE, TINY, copy_project, dry_run_jobs, run_snakemake
+from .conftest import ROOT, SNAKEMAKE, TINY, copy_project, dry_run_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow
+
+# This checkout's library, whatever copy of the project pip last installed.
+sys.path.insert(0, str(ROOT / "scripts"))
+LIBRARY_ENV = {"PYTHONPATH": str(ROOT / "scripts")}
 
 DATASETS = ["results/datasets/population.nc", "results/datasets/empirical.nc"]
 
@@ -92,6 +96,14 @@ def output(proc) -> str:
     return proc.stdout + proc.stderr
 
 
+def test_the_library_under_test_is_this_checkout():
+    import rvscgd
+    import study.io
+
+    for module in (study.io, rvscgd):
+        assert Path(module.__file__).resolve().is_relative_to(ROOT / "scripts"), module.__file__
+
+
 # ---- 1. bad config -----------------------------------------------------------------
 
 
@@ -129,7 +141,7 @@ BAD_CONFIGS = {
     "nan_eta": (_set("grid.eta", [math.nan]), ["grid.eta[0] = nan"]),
     "infinite_lam": (_set("grid.lam", [0, math.inf]), ["grid.lam[1] = inf"]),
     "s_greater_than_n": (_set("teacher.sparsity", 20), ["teacher.sparsity=20", "n=8"]),
-    "non_integer_sparsity": (_set("teacher.sparsity", 2.5), ["teacher.sparsity=2.5"]),
+    "non_integer_sparsity": (_set("teacher.sparsity", 2.5), ["teacher.sparsity = 2.5"]),
     "empty_grid_list": (_set("grid.lam", []), ["grid.lam = []"]),
     "empty_grid": (_set("grid", {}), ["grid.penalty", "grid.lam", "grid.beta", "missing"]),
     "scalar_for_list": (_set("grid.lam", 0.01), ["grid.lam = 0.01", "array"]),
@@ -147,15 +159,40 @@ BAD_CONFIGS = {
     "negative_tl1_a": (_set("grid.tl1_a", -1.0), ["grid.tl1_a = -1.0"]),
     "nothing_to_train": (
         lambda c: (_set("population.enabled", False)(c), _set("empirical.enabled", False)(c)),
-        ["population.enabled", "empirical.enabled", "false"],
+        ["population.enabled = False", "empirical.enabled = False"],
     ),
-    "unwritable_results_dir": (_set("results_dir", "config/config.yaml/results"), ["results_dir", "not writable"]),
+    "unwritable_results_dir": (
+        _set("results_dir", "config/config.yaml/results"),
+        ["results_dir = 'config/config.yaml/results'", "not writable"],
+    ),
     "yte_template": ("__use_yte__: true\n", ["__use_yte__ = True", "refused"]),
     "python_tag": ("trace_points: !!python/tuple [12]\n", ["not plain YAML", "python/tuple"]),
 }
 YAML_SYNTAX_ERROR = "grid:\n  penalty: [l0, l1\n  lam: [0]\n"
+# Each kind of malformed config the issue lists, and the cases that make it.
+ISSUE_KINDS = {
+    "unknown penalty or STE": ["unknown_penalty", "unknown_ste"],
+    "lam < 0": ["negative_lam"],
+    "beta <= 0": ["zero_beta"],
+    "eta <= 0": ["zero_eta"],
+    "s > n": ["s_greater_than_n"],
+    "empty grid": ["empty_grid_list", "empty_grid"],
+    "wrong types": ["scalar_for_list", "float_for_integer"],
+    "unknown key": ["unknown_key"],
+    "missing required key": ["missing_required_key"],
+    "duplicate grid values": ["duplicate_grid_values"],
+    "TL1 a <= 0": ["zero_tl1_a"],
+    "unwritable results path": ["unwritable_results_dir"],
+    "YAML syntax error": ["yaml_syntax_error"],
+}
+# Every case is checked in-process (the validation code of common.smk, fast); these also
+# through a real `snakemake` run (about 2 s each): every kind of the issue, and more.
+SNAKEMAKE_CASES = sorted({c for cases in ISSUE_KINDS.values() for c in cases} - {"yaml_syntax_error"}) + [
+    "nan_eta",
+    "yte_template",
+]
 # Cases also run in a fresh checkout, to prove no results/ folder appears.
-FRESH = ("unknown_penalty", "missing_required_key", "unwritable_results_dir", "yaml_syntax_error")
+FRESH = ("unknown_penalty", "unwritable_results_dir", "yaml_syntax_error")
 
 
 def _bad_text(case: str) -> str:
@@ -194,7 +231,7 @@ def bad_config_runs(tiny_study, tmp_path_factory):
     for FRESH, in a fresh checkout), in parallel: {(case, where): result}."""
     base = tmp_path_factory.mktemp("bad_configs")
     jobs = {}
-    for case in [*BAD_CONFIGS, "yaml_syntax_error"]:
+    for case in [*SNAKEMAKE_CASES, "yaml_syntax_error"]:
         jobs[(case, "study")] = (clone_study(tiny_study, base / f"study_{case}"), "config")
     jobs[("yaml_syntax_error", "cli")] = (clone_study(tiny_study, base / "cli_yaml_syntax_error"), "cli")
     for case in FRESH:
@@ -204,12 +241,55 @@ def bad_config_runs(tiny_study, tmp_path_factory):
         return {key: f.result() for key, f in futures.items()}
 
 
-def test_at_least_15_bad_configs():
-    assert len(BAD_CONFIGS) + 1 >= 15
+def test_every_kind_of_bad_config_is_run_through_snakemake():
+    assert len(SNAKEMAKE_CASES) + 1 >= 15
+    for kind, cases in ISSUE_KINDS.items():
+        assert set(cases) <= {*SNAKEMAKE_CASES, "yaml_syntax_error"}, kind
+
+
+@pytest.fixture(scope="module")
+def in_process_project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("in_process"))
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
-def test_bad_config_stops_before_any_job(bad_config_runs, case):
+def test_bad_config_is_explained(in_process_project, monkeypatch, case):
+    """What common.smk does, in-process: read the file as Snakemake does, then check it."""
+    from snakemake.common.configfile import load_configfile
+    from snakemake.utils import validate
+
+    from study.configcheck import config_problems, problems_message
+
+    monkeypatch.chdir(in_process_project)
+    Path("config/config.yaml").write_text(_bad_text(case))
+    schema = in_process_project / "workflow" / "schemas" / "config.schema.yaml"
+    problems = config_problems(
+        load_configfile("config/config.yaml"),
+        schema,
+        ["config/config.yaml"],
+        fill_defaults=lambda c: validate(c, str(schema), set_default=True),
+    )
+    message = problems_message(problems, ["config/config.yaml"])
+    assert problems, f"{case} was accepted"
+    for needle in BAD_CONFIGS[case][1]:
+        assert needle in message, f"message lacks {needle!r}:\n{message}"
+
+
+def test_the_tiny_and_default_configs_are_valid(in_process_project, monkeypatch):
+    from snakemake.common.configfile import load_configfile
+    from snakemake.utils import validate
+
+    from study.configcheck import config_problems
+
+    monkeypatch.chdir(in_process_project)
+    schema = in_process_project / "workflow" / "schemas" / "config.schema.yaml"
+    for f in (TINY, ROOT / "config" / "config.yaml"):
+        cfg = load_configfile(f)
+        assert config_problems(cfg, schema, [f], lambda c: validate(c, str(schema), set_default=True)) == [], f
+
+
+@pytest.mark.parametrize("case", SNAKEMAKE_CASES)
+def test_bad_config_stops_snakemake_before_any_job(bad_config_runs, case):
     proc, before, after = bad_config_runs[(case, "study")]
     out = output(proc)
     assert proc.returncode != 0, out
@@ -246,6 +326,20 @@ def test_yaml_syntax_error_message_names_the_file(bad_config_runs):
     proc, _, _ = bad_config_runs[("yaml_syntax_error", "cli")]
     out = output(proc)
     assert "bad.yaml" in out and "line 2" in out, out
+
+
+# ---- config files are data -----------------------------------------------------------
+
+
+def test_no_code_evaluates_config_text():
+    """The workflow's own code reads YAML only with the safe loader and evaluates no string
+    (templated or tagged config files are refused: see the yte_template and python_tag cases)."""
+    root = Path(__file__).resolve().parents[2]
+    sources = [*(root / "scripts").rglob("*.py"), *(root / "workflow").rglob("*.smk"), root / "workflow" / "Snakefile"]
+    for f in sources:
+        text = f.read_text()
+        for banned in ("eval(", "exec(", "yaml.load(", "yaml.unsafe_load", "FullLoader", "UnsafeLoader"):
+            assert banned not in text, f"{f.relative_to(root)} uses {banned}"
 
 
 # ---- 2. interruption --------------------------------------------------------------
@@ -310,18 +404,13 @@ def assert_no_half_written_outputs(workdir: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_study_resumes_bit_identical(tiny_study, tmp_path, sig):
     work = copy_project(tmp_path / "study")
-    # SIGKILL: the resumed run makes the whole study (figures too); SIGINT: the datasets.
-    targets = () if sig == signal.SIGKILL else tuple(DATASETS)
+    targets = tuple(DATASETS)  # the training stage and what depends on it (figures: guarantee 4)
     interrupt_mid_training(work, sig, *targets)
     assert_no_half_written_outputs(work)
     proc = run_snakemake(work, "--cores", "2", *targets)  # the very next invocation finishes
     if sig == signal.SIGKILL:
         assert "Removed a stale Snakemake lock" in output(proc)
     assert_same_data(tiny_study, work, files=netcdf_files(tiny_study))
-    if not targets:
-        assert sorted(p.name for p in (work / "results" / "figures").iterdir()) == sorted(
-            p.name for p in (tiny_study / "results" / "figures").iterdir()
-        )
     assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *targets))
 
 
@@ -482,7 +571,7 @@ def test_figures_of_a_slice_where_every_run_diverged_render(diverged_study, tmp_
     cfg = divergence_config()
     cfg["figures"] = {"slice": {"eta": BLOW_UP_ETA}}
     (work / "all_diverged.yaml").write_text(yaml.safe_dump(cfg))
-    proc = run_snakemake(work, "--cores", "2", "--keep-going", configfile=work / "all_diverged.yaml", check=False)
+    proc = run_snakemake(work, "--cores", "2", configfile=work / "all_diverged.yaml", check=False)
     assert proc.returncode == 0, output(proc)[-3000:]
     for pdf in sorted((work / "results" / "figures").glob("*.pdf")):
         assert "diverged" in pdf_text(pdf), pdf.name
@@ -578,7 +667,9 @@ def test_runaway_allocation_fails_at_once_not_the_machine(tmp_path):
         "x = np.ones(10**12)  # 8 TB\n"
     )
     t = time.monotonic()
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={**os.environ, **LIBRARY_ENV}
+    )
     assert time.monotonic() - t < 60
     assert proc.returncode == 1, proc.stderr
     assert "ResourceLimitExceeded: rule train (n=8) ran out of memory" in proc.stderr, proc.stderr
@@ -597,25 +688,30 @@ def test_memory_watchdog_stops_a_growing_job(tmp_path):
         "    blocks.append(np.ones(10**6))  # 8 MB more each time, touched\n"
         "    import time; time.sleep(0.01)\n"
     )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={**os.environ, **LIBRARY_ENV}
+    )
     assert proc.returncode == 1, proc.stderr
     assert "ResourceLimitExceeded: rule make_data exceeded its memory limit" in proc.stderr, proc.stderr
 
 
-def test_a_job_that_swallows_the_stop_is_ended_anyway(tmp_path):
+@pytest.mark.parametrize("runs_on", [True, False], ids=["runs_on", "finishes"])
+def test_a_job_that_swallows_the_stop_still_fails(tmp_path, runs_on):
+    """An exception swallowed by a careless `except BaseException` does not save the job:
+    it is ended 5 s later if it runs on, and exits with 1 if it finishes first."""
     script = tmp_path / "job.py"
     script.write_text(
-        "import os, time\n"
+        "import time\n"
         "from study.io import enforce_resources\n"
         "enforce_resources('train', {}, runtime=1)\n"
-        "while True:\n"
+        f"for _ in range({10**6 if runs_on else 5}):\n"
         "    try:\n"
         "        time.sleep(0.1)\n"
         "    except BaseException:\n"
-        "        pass  # a careless `except BaseException` deep in some library\n"
+        "        pass\n"
     )
-    env = {**os.environ, "STUDY_SECONDS_PER_RUNTIME_MINUTE": "0.05"}
+    env = {**os.environ, **LIBRARY_ENV, "STUDY_SECONDS_PER_RUNTIME_MINUTE": "0.05"}
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "ResourceLimitExceeded: rule train exceeded its runtime limit" in proc.stderr, proc.stderr
-    assert "ended" in proc.stderr
+    assert ("ended" if runs_on else "the job fails") in proc.stderr, proc.stderr
