@@ -4,7 +4,9 @@
 # modules (restyling re-renders every figure; editing one plot script
 # re-renders only its figure) and gets its block of config["figures"].
 
-STUDY_CODE = Path(workflow.basedir).parent / "scripts" / "study"
+# Relative to the working directory, as Snakemake records inputs: an absolute
+# path would make a moved or copied study look changed and re-render every figure.
+STUDY_CODE = Path(os.path.relpath(Path(workflow.basedir).parent / "scripts" / "study"))
 FIGURE_CODE = [str(STUDY_CODE / "style.py"), str(STUDY_CODE / "figures.py")]
 
 # name: (report category, report subcategory); the order is the report's.
