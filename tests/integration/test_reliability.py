@@ -236,7 +236,8 @@ def bad_config_runs(tiny_study, tmp_path_factory):
     jobs[("yaml_syntax_error", "cli")] = (clone_study(tiny_study, base / "cli_yaml_syntax_error"), "cli")
     for case in FRESH:
         jobs[(case, "fresh")] = (copy_project(base / f"fresh_{case}"), "config")
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+    # More runs than cores: a snakemake start also waits (e.g. on the SLURM plugin's probe).
+    with ThreadPoolExecutor(max_workers=6) as pool:
         futures = {key: pool.submit(_run_bad, work, key[0], via) for key, (work, via) in jobs.items()}
         return {key: f.result() for key, f in futures.items()}
 
