@@ -9,12 +9,24 @@ from pathlib import Path
 LOCK_OWNER = Path(".snakemake") / "study-lock-host"
 
 
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the (command)
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
 def _live_snakemake_here(workdir: Path) -> list[str]:
     """Other live processes on this host running Snakemake (or its jobs) in ``workdir``."""
     found = []
-    me = os.getpid()
+    mine = _ancestors()  # this process and the ones that started it (a wrapper script, a shell)
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == me:
+        if not proc.name.isdigit() or int(proc.name) in mine:
             continue
         try:
             if Path(os.readlink(proc / "cwd")).resolve() != workdir:

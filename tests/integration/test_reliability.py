@@ -607,8 +607,12 @@ def test_second_snakemake_is_refused_and_harms_nothing(tiny_study, tmp_path):
     a = start_snakemake(work, "--cores", "1", *DATASETS)
     try:
         wait_for(lambda: any(locks.glob("*.lock")) and any((work / "results" / "train").glob("*/*.nc")), a, "run A")
-        b = run_snakemake(work, "--cores", "2", *DATASETS, check=False, timeout=300)
-        assert a.poll() is None, "run A ended before run B was refused: the test proves nothing"
+        # Freeze run A (and its jobs) mid-training, so it is still running whatever B's start-up costs.
+        os.killpg(a.pid, signal.SIGSTOP)
+        try:
+            b = run_snakemake(work, "--cores", "2", *DATASETS, check=False, timeout=300)
+        finally:
+            os.killpg(a.pid, signal.SIGCONT)
         assert b.returncode != 0, output(b)
         assert "LockException" in output(b) and "Directory cannot be locked" in output(b), output(b)
         assert "Removed a stale Snakemake lock" not in output(b)
