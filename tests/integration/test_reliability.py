@@ -563,10 +563,6 @@ def test_study_with_diverged_runs_completes_and_figures_say_so(diverged_study):
     assert any("diverged" in pdf_text(pdf) for pdf in figures), [p.name for p in figures]
 
 
-@pytest.mark.xfail(
-    reason="figures of a slice where every run diverged do not all render yet (fig_ste: 'Data cannot be "
-    "log-scaled because all values are <= 0'); owned by the figure code, see docs/guarantees.md"
-)
 def test_figures_of_a_slice_where_every_run_diverged_render(diverged_study, tmp_path):
     work = clone_study(diverged_study, tmp_path / "study")
     cfg = divergence_config()
