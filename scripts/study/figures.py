@@ -885,11 +885,13 @@ def _reached_note(datasets) -> str:
     ok = (r["status"] == 0) & d.notnull()
     total = int(ok.sum())
     far = int((ok & (d > 1e-6)).sum())
+    diverged = diverged_note(r["status"], "normalised population runs")
+    diverged = f" {diverged}." if diverged else ""
     if not total:
-        return ""
+        return diverged
     return (
         " Trained population runs (converged, normalised) ending farther than $10^{-6}$ from the limit "
-        f"predicted from their start, i.e. at another fixed point: {far} of {total}."
+        f"predicted from their start, i.e. at another fixed point: {far} of {total}.{diverged}"
     )
 
 
