@@ -91,6 +91,33 @@ def non_finite(value, path=()) -> list[str]:
     return []
 
 
+# The bundled scikit-learn digits: 1797 images of 8 x 8 pixels.
+DIGITS_SIDE = 8
+DIGITS_IMAGES = 1797
+
+
+def digits_problems(config: dict) -> list[str]:
+    """Semantic checks of the ``digits:`` block (defaults filled in) that the
+    schema cannot express, as ``key = value: what is wrong`` lines (zero
+    filters and a test fraction outside (0, 1) are the schema's)."""
+    d = config["digits"]
+    if not d["enabled"]:
+        return []
+    problems = []
+    if DIGITS_SIDE % d["patch"]:
+        divisors = [p for p in range(1, DIGITS_SIDE + 1) if DIGITS_SIDE % p == 0]
+        problems.append(f"digits.patch = {d['patch']!r}: must divide the image side {DIGITS_SIDE} (one of {divisors})")
+    n_test = round(d["test_fraction"] * DIGITS_IMAGES)
+    if not 0 < n_test < DIGITS_IMAGES:
+        problems.append(
+            f"digits.test_fraction = {d['test_fraction']!r}: leaves {n_test} of {DIGITS_IMAGES} images for testing"
+        )
+    lam = config.get("figures", {}).get("digits", {}).get("lam")
+    if lam is not None and not any(lam == g for g in d["grid"]["lam"]):
+        problems.append(f"figures.digits.lam = {lam!r}: not in digits.grid.lam {d['grid']['lam']}")
+    return problems
+
+
 def semantic_problems(config: dict) -> list[str]:
     """Checks a JSON schema cannot express, on a config with its defaults filled in."""
     problems = []
@@ -105,6 +132,7 @@ def semantic_problems(config: dict) -> list[str]:
         problems.append(f"teacher.sparsity = {sp!r}: give a count (integer >= 1) or a fraction (0 < x < 1)")
     if not (config["population"]["enabled"] or config["empirical"]["enabled"]):
         problems.append("population.enabled = False and empirical.enabled = False: nothing to train")
+    problems += digits_problems(config)
     results = Path(config["results_dir"])
     probe = results
     while not probe.exists():

@@ -1,0 +1,27 @@
+"""Rule digits_aggregate: the seeds' digits cells as one labelled dataset."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
+
+from study.io import open_checked, provenance, start_job, write_netcdf  # noqa: E402
+
+start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
+
+from study.digits import combine  # noqa: E402
+
+data = open_checked(snakemake.input.data, required_vars=("y_train", "y_test"))
+cells = []
+for path in snakemake.input.train:
+    cell = open_checked(path, required_vars=("acc_u", "acc_w", "sparsity", "u", "acc_relu"))
+    cell.attrs = {}
+    cells.append(cell)
+ds = combine(cells, snakemake.config, {"train": data.sizes["train_item"], "test": data.sizes["test_item"]})
+ds.attrs.update(provenance(snakemake.config))
+mean = ds.mean("seed")
+print(
+    f"digits: {ds.sizes['seed']} seeds; float ReLU {float(mean['acc_relu']):.3f}, dense binary "
+    f"{', '.join(f'{v:.3f}' for v in mean['acc_dense'].values)}",
+    file=sys.stderr,
+)
+write_netcdf(ds, snakemake.output[0])

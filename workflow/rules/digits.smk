@@ -1,0 +1,118 @@
+# ---- digits: sparse-filter binary networks on the bundled 8x8 digits (issue 12) ----
+# data (every seed's split, standardised, cached) -> one training job per seed
+# (the whole penalty x lam x ste grid and the baselines batched) -> one dataset
+# -> figure. What the figure shows: docs/figures.md, section digits.
+
+DIGITS = f"{RESULTS}/digits"
+
+
+def digits_train_files():
+    return [f"{DIGITS}/train/seed{s}.nc" for s in config["digits"]["seeds"]]
+
+
+def digits_all():
+    """The digits dataset and figure, if the config enables them."""
+    if not config["digits"]["enabled"]:
+        return []
+    out = [f"{RESULTS}/datasets/digits.nc"]
+    if config["figures"]["digits"]["enabled"]:
+        out += [f"{RESULTS}/figures/digits.{ext}" for ext in ("png", "pdf")]
+    return out
+
+
+def digits_data_params():
+    """What the split depends on (the training keys do not re-split)."""
+    d = config["digits"]
+    return canonical(config["seed"], d["seeds"], d["test_fraction"])
+
+
+rule digits_data:
+    output:
+        f"{DIGITS}/data.nc",
+    log:
+        f"{LOGS}/digits_data.log",
+    benchmark:
+        f"{BENCH}/digits_data.tsv"
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=600,
+        runtime=10,
+    params:
+        depends_on=digits_data_params(),
+    script:
+        "../../scripts/digits_data.py"
+
+
+rule digits_train:
+    input:
+        f"{DIGITS}/data.nc",
+    output:
+        f"{DIGITS}/train/seed{{seed}}.nc",
+    log:
+        f"{LOGS}/digits_train/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/digits_train/seed{{seed}}.tsv"
+    conda:
+        "../envs/study.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        depends_on=canonical(config["seed"], config["digits"]),
+    script:
+        "../../scripts/digits_train.py"
+
+
+rule digits_aggregate:
+    input:
+        data=f"{DIGITS}/data.nc",
+        train=digits_train_files(),
+    output:
+        f"{RESULTS}/datasets/digits.nc",
+    log:
+        f"{LOGS}/digits_aggregate.log",
+    benchmark:
+        f"{BENCH}/digits_aggregate.tsv"
+    localrule: True
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../../scripts/digits_aggregate.py"
+
+
+rule fig_digits:
+    input:
+        datasets=[f"{RESULTS}/datasets/digits.nc"],
+        code=[*FIGURE_CODE, str(STUDY_CODE / "fig_digits.py")],
+    output:
+        png=report(
+            f"{RESULTS}/figures/digits.png",
+            caption="../report/digits.rst",
+            category="9. Real images",
+            subcategory="Digits: accuracy versus filter sparsity",
+            labels={"figure": "digits", "format": "PNG"},
+        ),
+        pdf=report(
+            f"{RESULTS}/figures/digits.pdf",
+            caption="../report/digits.rst",
+            category="9. Real images",
+            subcategory="Digits: accuracy versus filter sparsity",
+            labels={"figure": "digits", "format": "PDF"},
+        ),
+    log:
+        f"{LOGS}/fig_digits.log",
+    benchmark:
+        f"{BENCH}/fig_digits.tsv"
+    localrule: True
+    conda:
+        "../envs/study.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    params:
+        figure=figure_params("digits"),
+        dpi=config["figures"]["dpi"],
+    script:
+        "../../scripts/plot_digits.py"
