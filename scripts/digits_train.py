@@ -17,7 +17,7 @@ if seed not in data["seed"].values:
     raise ValueError(f"{snakemake.input[0]} has no split for digits seed {seed}; rerun rule digits_data")
 ds = train_cell(snakemake.config, data.sel(seed=seed))
 print(
-    f"digits seed {seed}: float ReLU {float(ds['acc_relu']):.3f}, dense binary "
+    f"digits seed {seed}: float ReLU {float(ds['acc_relu'].squeeze()):.3f}, dense binary "
     f"{', '.join(f'{v:.3f}' for v in ds['acc_dense'].values.ravel())}",
     file=sys.stderr,
 )
