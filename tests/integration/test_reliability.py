@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 LIBRARY_ENV = {"PYTHONPATH": str(ROOT / "scripts")}
 
 DATASETS = ["results/datasets/population.nc", "results/datasets/empirical.nc"]
+# Every dataset of the tiny study: the Gaussian ones and the digits part's (issue 12).
+STUDY_DATASETS = [*DATASETS, "results/datasets/digits.nc"]
 
 
 # ---- helpers -------------------------------------------------------------------
@@ -405,7 +407,7 @@ def assert_no_half_written_outputs(workdir: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_study_resumes_bit_identical(tiny_study, tmp_path, sig):
     work = copy_project(tmp_path / "study")
-    targets = tuple(DATASETS)  # the training stage and what depends on it (figures: guarantee 4)
+    targets = tuple(STUDY_DATASETS)  # the training stage and what depends on it (figures: guarantee 4)
     interrupt_mid_training(work, sig, *targets)
     assert_no_half_written_outputs(work)
     proc = run_snakemake(work, "--cores", "2", *targets)  # the very next invocation finishes
@@ -580,9 +582,9 @@ def test_figures_of_a_slice_where_every_run_diverged_render(diverged_study, tmp_
 def test_cores_and_directory_do_not_change_a_bit(tiny_study, tmp_path):
     """The baseline ran with --cores 2; this run with --cores 1, elsewhere, deeper."""
     work = copy_project(tmp_path / "elsewhere" / "deeper" / "study")
-    run_snakemake(work, "--cores", "1", *DATASETS)
+    run_snakemake(work, "--cores", "1", *STUDY_DATASETS)
     files = netcdf_files(tiny_study)
-    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets"}
+    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets", "digits"}
     assert_same_data(tiny_study, work, files=files)
     # No path of either directory in any file (provenance holds none), and BLAS ran on one thread.
     for rel in files:
@@ -600,13 +602,13 @@ def test_second_snakemake_is_refused_and_harms_nothing(tiny_study, tmp_path):
     for f in [*train_outputs(work), *(work / d for d in DATASETS)]:
         f.unlink()  # run A retrains every cell: long enough to start B meanwhile
     locks = work / ".snakemake" / "locks"
-    a = start_snakemake(work, "--cores", "1", *DATASETS)
+    a = start_snakemake(work, "--cores", "1", *STUDY_DATASETS)
     try:
         wait_for(lambda: any(locks.glob("*.lock")) and any((work / "results" / "train").glob("*/*.nc")), a, "run A")
         # Freeze run A (and its jobs) mid-training, so it is still running whatever B's start-up costs.
         os.killpg(a.pid, signal.SIGSTOP)
         try:
-            b = run_snakemake(work, "--cores", "2", *DATASETS, check=False, timeout=300)
+            b = run_snakemake(work, "--cores", "2", *STUDY_DATASETS, check=False, timeout=300)
         finally:
             os.killpg(a.pid, signal.SIGCONT)
         assert b.returncode != 0, output(b)
@@ -620,7 +622,7 @@ def test_second_snakemake_is_refused_and_harms_nothing(tiny_study, tmp_path):
             a.wait()
     assert not any(locks.glob("*.lock"))
     assert_same_data(tiny_study, work, files=netcdf_files(tiny_study))
-    assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *DATASETS))
+    assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *STUDY_DATASETS))
 
 
 # ---- 7. resource limits ------------------------------------------------------------

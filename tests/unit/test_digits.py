@@ -81,3 +81,113 @@ def test_coarse_gradient_matches_finite_differences_of_surrogate(ste, activation
         for e in np.eye(C)
     ]
     np.testing.assert_allclose(gb[0], fdb, rtol=1e-6, atol=1e-10)
+
+
+def test_patches_cut_row_major_with_bias():
+    img = np.arange(64.0).reshape(1, 8, 8)
+    Z = D.patches(img, 4)
+    assert Z.shape == (1, 4, 17)
+    np.testing.assert_array_equal(Z[0, :, -1], 1.0)
+    np.testing.assert_array_equal(Z[0, 0, :16], img[0, :4, :4].ravel())
+    np.testing.assert_array_equal(Z[0, 1, :16], img[0, :4, 4:].ravel())
+    np.testing.assert_array_equal(Z[0, 3, :16], img[0, 4:, 4:].ravel())
+    assert D.patches(img.reshape(1, 64), 2).shape == (1, 16, 5)
+    with pytest.raises(ValueError, match="patch"):
+        D.patches(img, 3)
+
+
+def grid_runs_mixed():
+    """A grid like the workflow's: dense runs, every penalty at two lam, both activations, two STEs."""
+    pens = ["l0", "l0", "l1", "tl1", "l0", "l1", "tl1", "l1"]
+    lams = [0.0, 0.003, 0.01, 0.01, 0.02, 0.003, 0.003, 0.0]
+    stes = ["relu", "relu", "relu", "relu", "identity", "clipped_relu", "identity", "relu"]
+    acts = ["binary"] * 7 + ["relu"]
+    return D.make_digit_runs(pens, lams, stes, acts)
+
+
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_batched_grid_equals_one_run_at_a_time(batch_size):
+    Z, y, W0, _, _ = tiny_problem(N=40, F=3)
+    runs = grid_runs_mixed()
+    kw = dict(classes=4, steps=25, eta=0.3, eta_readout=0.5, beta=0.1, batch_size=batch_size, seed=5, record_steps=[0, 10, 25])
+    batch = D.train(Z, y, runs, W0, **kw)
+    for r in range(len(runs)):
+        one = D.train(Z, y, runs.select([r]), W0, **kw)
+        for field in ("W", "U", "V", "b", "loss"):
+            np.testing.assert_allclose(getattr(batch, field)[r], getattr(one, field)[0], rtol=1e-10, atol=1e-13)
+    # The runs really differ (the comparison is not between copies of one run).
+    assert np.ptp(batch.W[:, :-1].reshape(len(runs), -1), axis=0).max() > 1e-3
+    # Binary filters are unit norm; the sparse ones have zeros, and u = prox(w) of the penalty.
+    binary = runs.activation == "binary"
+    np.testing.assert_allclose(np.linalg.norm(batch.W[binary], axis=1), 1.0, rtol=1e-12)
+    r = 3  # tl1, lam 0.01
+    np.testing.assert_array_equal(batch.U[r, :-1], prox(batch.W[r, :-1], 0.01 / 0.1, "tl1", 1.0))
+    np.testing.assert_array_equal(batch.U[r, -1], batch.W[r, -1])  # the bias is not penalised
+
+
+def test_training_learns_a_separable_task():
+    """A label a single patch's sign decides: coarse-gradient training beats chance
+    by a margin no fixed-start readout-only fluke reaches on 200 held-out items."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((600, 4, 4))
+    y = (X[:, :2, :2].sum(axis=(1, 2)) > 0).astype(int)
+    Z = D.patches(X, 2)
+    runs = D.make_digit_runs(["l1", "l0"], [0.0, 0.002], "relu", ["binary", "binary"])
+    W0 = D.init_params(rng, Z.shape[2], 4)
+    res = D.train(Z[:400], y[:400], runs, W0, classes=2, steps=400, eta=0.5, eta_readout=1.0, beta=0.1, batch_size=50)
+    acc = D.accuracy(Z[400:], y[400:], res.U, res.V, res.b, [True, True])
+    # Chance is 0.5 with standard error 0.035 on 200 items: 0.85 is 10 standard errors above.
+    assert (acc > 0.85).all(), acc
+    assert res.loss[:, -1].max() < res.loss[:, 0].min()
+
+
+def test_magnitude_prune_keeps_the_largest_and_the_bias():
+    W = np.arange(1.0, 16.0).reshape(1, 5, 3) * np.array([1, -1, 1])  # 12 pixel weights, then the bias row
+    out = D.magnitude_prune(W, [0.5])
+    kept = out[0, :-1] != 0
+    assert kept.sum() == 6
+    np.testing.assert_array_equal(np.sort(np.abs(out[0, :-1][kept])), [7.0, 8.0, 9.0, 10.0, 11.0, 12.0])
+    np.testing.assert_array_equal(out[0, -1], W[0, -1])
+    assert D.filter_sparsity(out)[0] == 0.5
+    with pytest.raises(ValueError, match="sparsity"):
+        D.magnitude_prune(W, [1.5])
+
+
+def test_finetune_lowers_the_training_loss_of_a_frozen_network():
+    Z, y, W0, _, _ = tiny_problem(N=60)
+    runs = D.make_digit_runs("l0", 0.02, "relu")
+    res = D.train(Z, y, runs, W0, classes=4, steps=5, eta=0.1, eta_readout=0.1)
+    V, b = D.finetune_readout(Z, y, res.U, res.V, res.b, [True], steps=50, eta=0.5, classes=4)
+    _, H = D.hidden(Z, res.U, [True])
+    before = D.cross_entropy(D.logits(H, res.V, res.b), y)
+    after = D.cross_entropy(D.logits(H, V, b), y)
+    assert after[0] < before[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"steps": 0}, "steps"), ({"eta": -1.0}, "eta"), ({"beta": 0.0}, "beta"), ({"batch_size": 0}, "batch_size"), ({"dtype": "float16"}, "dtype")],
+)
+def test_bad_arguments_name_the_argument(kwargs, name):
+    Z, y, W0, _, _ = tiny_problem()
+    with pytest.raises(ValueError, match=name):
+        D.train(Z, y, D.make_digit_runs("l1", 0.0), W0, classes=4, **kwargs)
+    with pytest.raises(ValueError, match="activation"):
+        D.make_digit_runs("l1", 0.0, "relu", "sigmoid")
+    with pytest.raises(ValueError, match="lam"):
+        D.make_digit_runs("l1", 0.1, "relu", "relu")
+
+
+def test_split_partitions_and_standardises_on_the_training_part():
+    rng = np.random.default_rng(0)
+    train, test = D.split_indices(101, 0.3, rng)
+    assert np.intersect1d(train, test).size == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(101))
+    assert test.size == 30
+    x = rng.standard_normal((101, 5)) * [1, 2, 3, 4, 0] + 7
+    tr, te, mean, scale = D.standardise(x[train], x[test])
+    np.testing.assert_allclose(mean, x[train].mean(axis=0))
+    np.testing.assert_allclose(tr.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(tr[:, :4].std(axis=0), 1, rtol=1e-12)
+    np.testing.assert_allclose(te, (x[test] - mean) / scale)
+    assert scale[4] == 1.0  # a constant pixel is centred, not divided by 0

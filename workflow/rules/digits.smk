@@ -3,11 +3,13 @@
 # (the whole penalty x lam x ste grid and the baselines batched) -> one dataset
 # -> figure. What the figure shows: docs/figures.md, section digits.
 
-DIGITS = f"{RESULTS}/digits"
+# Intermediates in a folder of their own, apart from the Gaussian cells'.
+DIGITS_DATA = f"{RESULTS}/digits/data.nc"
+DIGITS_TRAIN = f"{RESULTS}/digits/train/seed{{seed}}.nc"
 
 
 def digits_train_files():
-    return [f"{DIGITS}/train/seed{s}.nc" for s in config["digits"]["seeds"]]
+    return [DIGITS_TRAIN.format(seed=s) for s in config["digits"]["seeds"]]
 
 
 def digits_all():
@@ -28,7 +30,7 @@ def digits_data_params():
 
 rule digits_data:
     output:
-        f"{DIGITS}/data.nc",
+        DIGITS_DATA,
     log:
         f"{LOGS}/digits_data.log",
     benchmark:
@@ -46,9 +48,9 @@ rule digits_data:
 
 rule digits_train:
     input:
-        f"{DIGITS}/data.nc",
+        DIGITS_DATA,
     output:
-        f"{DIGITS}/train/seed{{seed}}.nc",
+        DIGITS_TRAIN,
     log:
         f"{LOGS}/digits_train/seed{{seed}}.log",
     benchmark:
@@ -67,7 +69,7 @@ rule digits_train:
 
 rule digits_aggregate:
     input:
-        data=f"{DIGITS}/data.nc",
+        data=DIGITS_DATA,
         train=digits_train_files(),
     output:
         f"{RESULTS}/datasets/digits.nc",
@@ -85,7 +87,7 @@ rule digits_aggregate:
 rule fig_digits:
     input:
         datasets=[f"{RESULTS}/datasets/digits.nc"],
-        code=[*FIGURE_CODE, str(STUDY_CODE / "fig_digits.py")],
+        code=[str(STUDY_CODE / "style.py"), str(STUDY_CODE / "fig_digits.py")],
     output:
         png=report(
             f"{RESULTS}/figures/digits.png",
