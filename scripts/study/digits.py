@@ -135,7 +135,7 @@ def train_cell(config: dict, split: xr.Dataset) -> xr.Dataset:
         "acc_w": (acc_w, "test accuracy with the dense filters w", "1"),
         "acc_u": (acc_u, "test accuracy with the sparse filters u = prox(w) (deployed)", "1"),
         "sparsity": (sparsity, "fraction of zero pixel weights of u (bias excluded)", "1"),
-        "acc_prune": (acc_prune, "test accuracy of the dense binary network magnitude-pruned to the same sparsity", "1"),
+        "acc_prune": (acc_prune, "test accuracy, dense binary network magnitude-pruned to the same sparsity", "1"),
     }
     ft = dcfg["finetune"]
     if ft["enabled"]:
@@ -162,7 +162,11 @@ def train_cell(config: dict, split: xr.Dataset) -> xr.Dataset:
         "lam": ("lam", [float(x) for x in g["lam"]], {"long_name": "penalty weight lambda (absolute)", "units": "1"}),
         "ste": ("ste", list(g["ste"]), {"long_name": "straight-through estimator of the filters"}),
         "step": ("step", res.record_steps, {"long_name": "iteration t"}),
-        "feature": ("feature", np.arange(Ztr.shape[2]), {"long_name": "filter entry (pixels of a patch row-major, last = bias)"}),
+        "feature": (
+            "feature",
+            np.arange(Ztr.shape[2]),
+            {"long_name": "filter entry (patch pixels row-major, then bias)"},
+        ),
         "filter": ("filter", np.arange(W0.shape[1]), {"long_name": "filter index"}),
     }
     data_vars = {}
@@ -176,8 +180,16 @@ def train_cell(config: dict, split: xr.Dataset) -> xr.Dataset:
     for name, arr, long_name in (("u", res.U, "sparse filters u = prox(w)"), ("w", res.W, "filters w (unit norm)")):
         data_vars[name] = (GRID_DIMS + ("feature", "filter"), arr[index].astype(float), {"long_name": long_name})
     dense_ix = [dense[s] for s in g["ste"]]
-    data_vars["acc_dense"] = ("ste", acc_u[dense_ix].astype(float), {"long_name": "test accuracy, dense binary network (lam = 0)", "units": "1"})
-    data_vars["acc_relu"] = ((), float(acc_w[relu]), {"long_name": "test accuracy, float ReLU network (plain gradient)", "units": "1"})
+    data_vars["acc_dense"] = (
+        "ste",
+        acc_u[dense_ix].astype(float),
+        {"long_name": "test accuracy, dense binary network (lam = 0)", "units": "1"},
+    )
+    data_vars["acc_relu"] = (
+        (),
+        float(acc_w[relu]),
+        {"long_name": "test accuracy, float ReLU network (plain gradient)", "units": "1"},
+    )
     data_vars["train_loss_relu"] = (
         "step",
         res.loss[relu].astype(float),

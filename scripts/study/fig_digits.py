@@ -10,8 +10,10 @@ The figures-package shape: ``draw(datasets, **params) -> Figure`` with
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import seaborn as sns
 import xarray as xr
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from . import style
@@ -34,7 +36,7 @@ def _ste(ds: xr.Dataset) -> str:
     return "relu" if "relu" in stes else stes[0]
 
 
-def _tidy(ds: xr.Dataset, var: str) -> "pd.DataFrame":  # noqa: F821 - pandas via xarray
+def _tidy(ds: xr.Dataset, var: str) -> pd.DataFrame:
     """Rows (penalty, lam, seed) with the accuracy ``var`` and x = the mean
     sparsity of (penalty, lam) over seeds (so seeds share x and lineplot bands them)."""
     df = ds[[var, "sparsity"]].to_dataframe().reset_index()
@@ -51,7 +53,7 @@ def _shown_lam(ds: xr.Dataset, lam) -> float:
     return float(ok.max()) if ok.size else float(ds["lam"].values.max())
 
 
-def draw(datasets: dict[str, xr.Dataset], lam=None, filters_shown: int = 8) -> "Figure":  # noqa: F821
+def draw(datasets: dict[str, xr.Dataset], lam=None, filters_shown: int = 8) -> Figure:
     ds = datasets["digits"]
     ste = _ste(ds)
     d = ds.sel(ste=ste)

@@ -58,7 +58,8 @@ def test_coarse_gradient_matches_finite_differences_of_surrogate(ste, activation
         E = np.zeros_like(W)
         E[idx] = h
         fd[idx] = (
-            surrogate_loss(Z, y, W + E, W, V, b, ste, activation) - surrogate_loss(Z, y, W - E, W, V, b, ste, activation)
+            surrogate_loss(Z, y, W + E, W, V, b, ste, activation)
+            - surrogate_loss(Z, y, W - E, W, V, b, ste, activation)
         ) / (2 * h)
     assert np.abs(gW[0]).max() > 1e-4  # a real gradient, not zero against zero
     np.testing.assert_allclose(gW[0], fd, rtol=1e-5, atol=1e-9)
@@ -69,7 +70,8 @@ def test_coarse_gradient_matches_finite_differences_of_surrogate(ste, activation
         E = np.zeros_like(V)
         E[idx] = hv
         fdv[idx] = (
-            surrogate_loss(Z, y, W, W, V + E, b, ste, activation) - surrogate_loss(Z, y, W, W, V - E, b, ste, activation)
+            surrogate_loss(Z, y, W, W, V + E, b, ste, activation)
+            - surrogate_loss(Z, y, W, W, V - E, b, ste, activation)
         ) / (2 * hv)
     np.testing.assert_allclose(gV[0], fdv, rtol=1e-6, atol=1e-10)
     fdb = [
@@ -109,7 +111,9 @@ def grid_runs_mixed():
 def test_batched_grid_equals_one_run_at_a_time(batch_size):
     Z, y, W0, _, _ = tiny_problem(N=40, F=3)
     runs = grid_runs_mixed()
-    kw = dict(classes=4, steps=25, eta=0.3, eta_readout=0.5, beta=0.1, batch_size=batch_size, seed=5, record_steps=[0, 10, 25])
+    kw = dict(
+        classes=4, steps=25, eta=0.3, eta_readout=0.5, beta=0.1, batch_size=batch_size, seed=5, record_steps=[0, 10, 25]
+    )
     batch = D.train(Z, y, runs, W0, **kw)
     for r in range(len(runs)):
         one = D.train(Z, y, runs.select([r]), W0, **kw)
@@ -166,7 +170,13 @@ def test_finetune_lowers_the_training_loss_of_a_frozen_network():
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"steps": 0}, "steps"), ({"eta": -1.0}, "eta"), ({"beta": 0.0}, "beta"), ({"batch_size": 0}, "batch_size"), ({"dtype": "float16"}, "dtype")],
+    [
+        ({"steps": 0}, "steps"),
+        ({"eta": -1.0}, "eta"),
+        ({"beta": 0.0}, "beta"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"dtype": "float16"}, "dtype"),
+    ],
 )
 def test_bad_arguments_name_the_argument(kwargs, name):
     Z, y, W0, _, _ = tiny_problem()

@@ -106,7 +106,9 @@ def test_one_cell_and_the_figure(tiny, digits, tmp_path):
     # lam = 0 is the dense binary network: no zeros, the same numbers under every penalty.
     dense = ds.sel(lam=0.0)
     assert float(dense["sparsity"].max()) == 0.0
-    np.testing.assert_array_equal(dense["acc_u"].values, np.broadcast_to(ds["acc_dense"].values[:, None, :], dense["acc_u"].shape))
+    np.testing.assert_array_equal(
+        dense["acc_u"].values, np.broadcast_to(ds["acc_dense"].values[:, None, :], dense["acc_u"].shape)
+    )
     # Pruning to sparsity 0 is the dense network itself.
     np.testing.assert_array_equal(dense["acc_prune"].values, dense["acc_u"].values)
     # Ten classes on 599 test images: even the tiny networks are far above chance (0.1; SE 0.012).
