@@ -1,6 +1,7 @@
 """Rule digits_aggregate: the seeds' digits cells as one labelled dataset."""
 
 import sys
+import time
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
@@ -25,3 +26,4 @@ print(
     file=sys.stderr,
 )
 write_netcdf(ds, snakemake.output[0])
+print(f"cpu {time.process_time():.2f} s (this job's process, start-up included)", file=sys.stderr)

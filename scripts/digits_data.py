@@ -2,6 +2,7 @@
 standardised with the training part's statistics (cached for the train jobs)."""
 
 import sys
+import time
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
@@ -20,3 +21,4 @@ print(f"digits: {ds.sizes['train_item']} train / {ds.sizes['test_item']} test im
 ds.attrs.update(provenance(snakemake.config))
 ds.attrs["scikit_learn_version"] = sklearn.__version__  # the images come from its bundled copy
 write_netcdf(ds, snakemake.output[0])
+print(f"cpu {time.process_time():.2f} s (this job's process, start-up included)", file=sys.stderr)

@@ -2,6 +2,7 @@
 its baselines on the digits, evaluated on the held-out part."""
 
 import sys
+import time
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
@@ -24,3 +25,4 @@ print(
 ds.attrs.update(provenance(snakemake.config))
 ds.attrs["seed"] = seed
 write_netcdf(ds, snakemake.output[0])
+print(f"cpu {time.process_time():.2f} s (this job's process, start-up included)", file=sys.stderr)

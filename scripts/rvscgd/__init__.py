@@ -7,8 +7,11 @@ Public names (stable; see each docstring):
 - penalties: ``prox``, ``penalty_value``, ``threshold``
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
+- digits (``from rvscgd import digits``): the classifier on image patches of
+  issue 12 (``patches``, ``make_digit_runs``, ``train``, ``accuracy``, ...)
 """
 
+from . import digits  # noqa: F401 - the submodule, by its own name
 from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (

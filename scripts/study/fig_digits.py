@@ -54,6 +54,17 @@ def _shown_lam(ds: xr.Dataset, lam) -> float:
 
 
 def draw(datasets: dict[str, xr.Dataset], lam=None, filters_shown: int = 8) -> Figure:
+    """The digits figure.
+
+    Parameters
+    ----------
+    datasets : {"digits": the aggregated digits dataset, ...}
+    lam : float or None
+        lambda of the filter images (on the dataset's ``lam``); None = the
+        largest lambda whose mean sparsity is at most 0.8.
+    filters_shown : int
+        Filters drawn per penalty (the first ones of the first seed).
+    """
     ds = datasets["digits"]
     ste = _ste(ds)
     d = ds.sel(ste=ste)

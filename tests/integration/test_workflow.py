@@ -52,6 +52,24 @@ def test_datasets_are_labelled_and_complete(tiny_study):
         assert ds.attrs["code_sha256"]
 
 
+def test_tiny_digits_part_runs_in_the_tiny_study(tiny_study):
+    """Issue 12: the digits block of the tiny config gives its dataset, figure and logs."""
+    cfg = yaml.safe_load(TINY.read_text())["digits"]
+    ds = xr.open_dataset(tiny_study / "results" / "datasets" / "digits.nc")
+    assert list(ds["seed"].values) == cfg["seeds"]
+    assert list(ds["penalty"].values) == cfg["grid"]["penalty"] and list(ds["lam"].values) == cfg["grid"]["lam"]
+    assert list(ds["ste"].values) == cfg["grid"]["ste"] and ds.sizes["filter"] == cfg["filters"]
+    assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["code_sha256"] and ds.attrs["complete"] == "yes"
+    for var in ("acc_u", "acc_w", "acc_prune", "acc_u_finetuned", "sparsity", "acc_dense", "acc_relu"):
+        assert bool(np.isfinite(ds[var]).all()) and ds[var].attrs["units"] == "1", var
+    data = xr.open_dataset(tiny_study / "results" / "digits" / "data.nc")
+    assert data.attrs["scikit_learn_version"]
+    for ext in ("png", "pdf"):
+        assert (tiny_study / "results" / "figures" / f"digits.{ext}").stat().st_size > 10_000
+    for s in cfg["seeds"]:
+        assert "openblas=1" in (tiny_study / "results" / "logs" / "digits_train" / f"seed{s}.log").read_text()
+
+
 def test_population_runs_reach_a_fixed_point(tiny_study):
     ds = xr.open_dataset(tiny_study / "results" / "datasets" / "population.nc")
     conv = ds.status == 0
