@@ -2,30 +2,7 @@
 # data (every seed's split, standardised, cached) -> one training job per seed
 # (the whole penalty x lam x ste grid and the baselines batched) -> one dataset
 # -> figure. What the figure shows: docs/figures.md, section digits.
-
-# Intermediates in a folder of their own, apart from the Gaussian cells'.
-DIGITS_DATA = f"{RESULTS}/digits/data.nc"
-DIGITS_TRAIN = f"{RESULTS}/digits/train/seed{{seed}}.nc"
-
-
-def digits_train_files():
-    return [DIGITS_TRAIN.format(seed=s) for s in config["digits"]["seeds"]]
-
-
-def digits_all():
-    """The digits dataset and figure, if the config enables them."""
-    if not config["digits"]["enabled"]:
-        return []
-    out = [f"{RESULTS}/datasets/digits.nc"]
-    if config["figures"]["digits"]["enabled"]:
-        out += [f"{RESULTS}/figures/digits.{ext}" for ext in ("png", "pdf")]
-    return out
-
-
-def digits_data_params():
-    """What the split depends on (the training keys do not re-split)."""
-    d = config["digits"]
-    return canonical(config["seed"], d["seeds"], d["test_fraction"])
+# Paths and helpers: digits_common.smk.
 
 
 rule digits_data:
