@@ -158,6 +158,8 @@ BAD_CONFIGS = {
     "duplicate_grid_values": (_set("grid.lam", [0, 0.01, 0.01]), ["grid.lam = [0, 0.01, 0.01]", "duplicate"]),
     "duplicate_penalty": (_set("grid.penalty", ["l1", "l1"]), ["grid.penalty", "duplicate values ['l1']"]),
     "zero_tl1_a": (_set("grid.tl1_a", 0), ["grid.tl1_a = 0"]),
+    "digits_patch_not_dividing_8": (_set("digits.patch", 3), ["digits.patch = 3", "must divide the image side 8"]),
+    "digits_zero_filters": (_set("digits.filters", 0), ["digits.filters = 0"]),
     "negative_tl1_a": (_set("grid.tl1_a", -1.0), ["grid.tl1_a = -1.0"]),
     "nothing_to_train": (
         lambda c: (_set("population.enabled", False)(c), _set("empirical.enabled", False)(c)),
@@ -184,6 +186,7 @@ ISSUE_KINDS = {
     "missing required key": ["missing_required_key"],
     "duplicate grid values": ["duplicate_grid_values"],
     "TL1 a <= 0": ["zero_tl1_a"],
+    "digits block (issue 12)": ["digits_patch_not_dividing_8", "digits_zero_filters"],
     "unwritable results path": ["unwritable_results_dir"],
     "YAML syntax error": ["yaml_syntax_error"],
 }
