@@ -9,7 +9,7 @@ Public names (stable; see each docstring):
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
 """
 
-from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from .engine import GRADIENT_MODES, SAMPLERS, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
     STES,
@@ -26,8 +26,9 @@ from .penalties import PENALTIES, penalty_value, prox, threshold
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODES",
+    "GRADIENT_MODES",
     "PENALTIES",
+    "SAMPLERS",
     "STATUS",
     "STES",
     "Limit",
