@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .grid import teacher_sparsity
+from .grid import run_table, teacher_sparsity
 
 
 def key_of(path) -> str:
@@ -103,6 +103,19 @@ def semantic_problems(config: dict) -> list[str]:
     sp = config["teacher"]["sparsity"]
     if sp >= 1 and sp != int(sp):
         problems.append(f"teacher.sparsity = {sp!r}: give a count (integer >= 1) or a fraction (0 < x < 1)")
+    emp = config["empirical"]
+    if emp["sampler"] == "projected":
+        runs = len(run_table(config))
+        small = [n for n in config["dims"]["n"] if runs + 1 >= n]
+        if emp["sampling"] != "fresh":
+            problems.append(
+                f"empirical.sampler = 'projected': needs empirical.sampling = fresh (got {emp['sampling']!r}); use auto"
+            )
+        elif small:
+            problems.append(
+                f"empirical.sampler = 'projected': needs runs per cell + 1 < n, but {runs} runs and dims.n has "
+                f"{small}; use auto (direct there) or direct"
+            )
     if not (config["population"]["enabled"] or config["empirical"]["enabled"]):
         problems.append("population.enabled = False and empirical.enabled = False: nothing to train")
     results = Path(config["results_dir"])

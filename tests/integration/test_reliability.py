@@ -165,6 +165,12 @@ BAD_CONFIGS = {
         _set("results_dir", "config/config.yaml/results"),
         ["results_dir = 'config/config.yaml/results'", "not writable"],
     ),
+    "unknown_sampler": (_set("empirical.sampler", "exact"), ["empirical.sampler = 'exact'"]),
+    "projected_sampler_small_n": (_set("empirical.sampler", "projected"), ["empirical.sampler = 'projected'", "[8]"]),
+    "projected_sampler_fixed": (
+        lambda c: (_set("empirical.sampler", "projected")(c), _set("empirical.sampling", "fixed")(c)),
+        ["empirical.sampler = 'projected'", "empirical.sampling = fresh"],
+    ),
     "yte_template": ("__use_yte__: true\n", ["__use_yte__ = True", "refused"]),
     "python_tag": ("trace_points: !!python/tuple [12]\n", ["not plain YAML", "python/tuple"]),
 }

@@ -406,7 +406,9 @@ def test_equivalence_test_has_power(exact_stats):
 def test_bench_smoke(capsys):
     from rvscgd import bench
 
-    out = bench.main(["--rounds", "1", "--steps", "2", "--loop-runs", "1", "--loop-steps", "1"])
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    argv = ["--rounds", "1", "--steps", "2", "--loop-runs", "1", "--loop-steps", "1", "--scale-steps", "1"]
+    out = bench.main(argv)
+    *_, before, last = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"projected/direct=[0-9.]+ at n=256,k=16,B=1024", before)
     assert re.fullmatch(r"batched/loop=[0-9.]+ batched/bound=[0-9.]+ batched_run_steps_per_s=[0-9]+", last)
-    assert set(out) == {"batched/loop", "batched/bound", "batched_run_steps_per_s"}
+    assert set(out) == {"batched/loop", "batched/bound", "batched_run_steps_per_s", "projected/direct"}
