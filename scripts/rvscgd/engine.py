@@ -353,7 +353,9 @@ def train(
             threads = int(sample_threads) if fast and batch_size * k * (R + 1) >= _PARALLEL_MIN else 0
             draw = ProjectedSource(w_star, k, n, batch_size, R, seed, fast, threads, max_steps, stack)
         else:
-            draw = _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack)
+            draw = _input_source(
+                mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack
+            )
         result = _run(w_star, w0, k, runs, mode, draw, fast, int(max_steps), tol, record, ref, codes, R, n)
         result.extra["sampler"] = used
         return result
