@@ -7,11 +7,13 @@ of each mode in-process for a fraction of the step limit, times it, and
 extrapolates linearly in steps (an upper bound for population mode, where
 runs stop on their tolerance) and in seeds. Prints a table and the totals.
 Training dominates the study's cost; data jobs (teacher + predicted limits)
-are timed in full on the same cell. Empirical training is timed with the
-config's ``empirical.sampler`` (the row says which sampler that gives the
-cell); ``--compare-direct`` also times it with ``sampler: direct`` right
-after, on the same cell, and prints both totals (a ratio measured under the
-same load).
+are timed in full on the same cell. Times are the process's CPU time
+(``time.process_time``): a job takes one core, and on a shared machine CPU
+time tracks core-hours where wall time would also count the other users.
+Empirical training is timed with the config's ``empirical.sampler`` (the row
+says which sampler that gives the cell); ``--compare-direct`` also times it
+with ``sampler: direct`` right after, on the same cell, and prints both
+totals.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ def plan(config: dict, fraction: float, compare_direct: bool = False) -> list[di
     n_seeds = len(config["seeds"])
     for n in config["dims"]["n"]:
         for k in config["dims"]["k"]:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             data = make_data_cell(config, n, k, seed)
             limits = predict_limits_cell(config, data)
-            t_data = time.perf_counter() - t0
+            t_data = time.process_time() - t0
             row = {"n": n, "k": k, "make_data_s": t_data}
             for mode in MODES:
                 if not config[mode]["enabled"]:
@@ -51,17 +53,17 @@ def plan(config: dict, fraction: float, compare_direct: bool = False) -> list[di
                 short = copy.deepcopy(config)
                 full_steps = config[mode]["max_steps"]
                 short[mode]["max_steps"] = max(10, int(full_steps * fraction))
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 train_cell(short, mode, data, limits)
-                elapsed = time.perf_counter() - t0
+                elapsed = time.process_time() - t0
                 row[f"{mode}_s"] = elapsed * full_steps / short[mode]["max_steps"]
                 if mode == "empirical":
                     row["sampler"] = _sampler(config, n)
                     if compare_direct:
                         short["empirical"]["sampler"] = "direct"
-                        t0 = time.perf_counter()
+                        t0 = time.process_time()
                         train_cell(short, mode, data, limits)
-                        row["empirical_direct_s"] = (time.perf_counter() - t0) * full_steps / short[mode]["max_steps"]
+                        row["empirical_direct_s"] = (time.process_time() - t0) * full_steps / short[mode]["max_steps"]
             row["cell_s"] = row["make_data_s"] + sum(row.get(f"{m}_s", 0.0) for m in MODES)
             row["all_seeds_s"] = row["cell_s"] * n_seeds
             if "empirical_direct_s" in row:
