@@ -76,7 +76,7 @@ def figure_params(figures_config: dict, name: str) -> dict:
 
 def load(paths) -> dict[str, xr.Dataset]:
     """Open aggregated datasets (checked) as ``{mode: dataset}``."""
-    from .io import open_checked
+    from .ncio import open_checked
 
     out = {}
     for path in paths:
