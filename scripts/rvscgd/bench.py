@@ -14,8 +14,8 @@ batched
 loop
     The first-draft baseline: the same computation one run at a time with the
     exact path (``train`` on a one-run ``Runs``, float64, numpy's default
-    generator): each run draws its own B k n normals per step and does its own
-    matrix-vector products. A few steps of a few runs, converted to
+    generator, direct sampler): each run draws its own B k n normals per step
+    and does its own matrix-vector products. A few steps of a few runs, converted to
     run-steps/s. Timed with BLAS pinned to one thread: with the default
     threads, OpenBLAS's matrix-vector products on a busy 2-core machine are
     much slower (printed as ``loop_default_blas``, for information), which
@@ -132,7 +132,11 @@ def measure_loop(w_star, w0, runs, steps: int, n_runs: int, seed, blas_threads: 
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         t0 = time.perf_counter()
         for r in picks:
-            train(w_star, w0, K, runs.select([r]), "fresh", max_steps=steps, tol=0.0, batch_size=B, seed=seed)
+            # The first draft sampled the whole minibatch (auto would project one run).
+            train(
+                w_star, w0, K, runs.select([r]), "fresh", max_steps=steps, tol=0.0, batch_size=B, seed=seed,
+                sampler="direct",
+            )  # fmt: skip
         dt = time.perf_counter() - t0
     return n_runs * steps / dt
 
