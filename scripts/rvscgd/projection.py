@@ -30,17 +30,18 @@ Y_TAG = 0x52565359  # "RVSY"
 
 def distinct_columns(W: np.ndarray, ste_codes) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the first of each group of bit-identical (column, STE) pairs,
-    and for every column the index of its group: ``W[:, first][:, inverse] == W``."""
-    groups: dict[bytes, int] = {}
-    first, inverse = [], np.empty(W.shape[1], dtype=np.intp)
-    codes = np.asarray(ste_codes, dtype=np.int8)
-    for j in range(W.shape[1]):
-        key = codes[j].tobytes() + W[:, j].tobytes()
-        g = groups.setdefault(key, len(first))
-        if g == len(first):
-            first.append(j)
-        inverse[j] = g
-    return np.asarray(first, dtype=np.intp), inverse
+    in column order, and for every column the index of its group:
+    ``W[:, first][:, inverse] == W``."""
+    R = W.shape[1]
+    rows = np.empty((R, W.shape[0] + 1), dtype=np.float64)
+    rows[:, 0] = np.asarray(ste_codes, dtype=np.float64)
+    rows[:, 1:] = W.T
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()  # the bytes of each row
+    _, idx, inv = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(idx)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return idx[order].astype(np.intp), rank[inv.ravel()].astype(np.intp)
 
 
 def span_basis(w_star: np.ndarray, W: np.ndarray) -> np.ndarray:
