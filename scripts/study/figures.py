@@ -33,6 +33,7 @@ import xarray as xr
 from matplotlib.lines import Line2D
 
 from . import style
+from .config import figure_params  # noqa: F401 - the figures' parameters, one definition
 from .style import LABEL, PENALTY_COLOR, PENALTY_LABEL, PENALTY_MARKER
 
 DIVERGED = 2  # status flag (flag_meanings "converged max_steps diverged")
@@ -53,20 +54,6 @@ FIGURES = (
     "scaling",
     "normalisation",
 )
-
-
-def figure_params(figures_config: dict, name: str) -> dict:
-    """Keyword parameters of figure ``name`` from ``config["figures"]`` (defaults
-    filled in): its block without ``enabled``, its ``slice`` merged over
-    ``figures.slice`` key by key (non-null keys win). The workflow passes the
-    same (workflow/rules/figures.smk repeats these lines so that parsing the
-    workflow does not import matplotlib)."""
-    params = {key: value for key, value in figures_config[name].items() if key != "enabled"}
-    if "slice" in params:
-        merged = {k: v for k, v in figures_config["slice"].items() if v is not None}
-        merged.update({k: v for k, v in params["slice"].items() if v is not None})
-        params["slice"] = dict(sorted(merged.items()))
-    return dict(sorted(params.items()))
 
 
 # ---------------------------------------------------------------------------

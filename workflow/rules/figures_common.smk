@@ -25,70 +25,12 @@ FIGURES = {
     "scaling": ("7. Scaling", "Steps to converge versus n and k"),
     "normalisation": ("8. Normalisation ablation", "With and without normalisation"),
 }
-SLICE_GRID = {
-    "n": lambda: config["dims"]["n"],
-    "k": lambda: config["dims"]["k"],
-    "beta": lambda: config["grid"]["beta"],
-    "eta": lambda: config["grid"]["eta"],
-    "ste": lambda: config["grid"]["ste"],
-    "normalise": lambda: config["grid"]["normalise"],
-    "batch_size": lambda: (
-        config["empirical"]["batch_size"]
-        if config["empirical"]["sampling"] == "fresh"
-        else [config["empirical"]["train_size"]]
-    ),
-}
 
 
 def figure_params(name):
-    """The figure's block of config["figures"] without `enabled`; its slice is
-    figures.slice overridden by the figure's own non-null slice keys. Same as
-    study.figures.figure_params, repeated so parsing does not import matplotlib."""
-    figs = config["figures"]
-    params = {key: value for key, value in figs[name].items() if key != "enabled"}
-    if "slice" in params:
-        merged = {k: v for k, v in figs["slice"].items() if v is not None}
-        merged.update({k: v for k, v in params["slice"].items() if v is not None})
-        params["slice"] = dict(sorted(merged.items()))
-    return dict(sorted(params.items()))  # key order of the YAML never reruns a figure
-
-
-def _check_figure_config():
-    """Slice values, lambdas and penalties must be on the grid: fail at parse
-    time, before any training, naming the key."""
-    for name in FIGURES:
-        if not config["figures"][name]["enabled"]:
-            continue
-        params = figure_params(name)
-        for dim, value in params.get("slice", {}).items():
-            grid = SLICE_GRID[dim]()
-            if not any(value == g for g in grid):
-                raise ValueError(
-                    f"figures.{name}.slice.{dim} (or figures.slice.{dim}) = {value!r} is not on the grid {grid}"
-                )
-        lam = params.get("lam")
-        for value in lam if isinstance(lam, list) else [] if lam is None else [lam]:
-            if not any(value == g for g in config["grid"]["lam"]):
-                raise ValueError(
-                    f"figures.{name}.lam = {value!r} is not in grid.lam {config['grid']['lam']}"
-                )
-        if name != "multiple_limits":
-            for p in params.get("penalties") or []:
-                if p not in config["grid"]["penalty"]:
-                    raise ValueError(
-                        f"figures.{name}.penalties: {p!r} is not in grid.penalty"
-                    )
-        mode = params.get("mode")
-        if mode is not None and not config[mode]["enabled"]:
-            raise ValueError(
-                f"figures.{name}.mode = {mode!r} but {mode}.enabled is false"
-            )
-
-
-try:
-    _check_figure_config()
-except ValueError as err:
-    raise WorkflowError(f"Invalid config: {err}") from None
+    """The figure's block of config["figures"] without `enabled`, its slice
+    merged over figures.slice (the config gate checked it is on the grid)."""
+    return study_config.figure_params(config["figures"], name)
 
 
 def figure_datasets(name):
