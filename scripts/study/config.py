@@ -263,8 +263,8 @@ _SKIPS_OFF_GRID_PENALTIES = ("multiple_limits",)
 
 def figure_problems(config: dict) -> list[str]:
     """Each enabled figure's slice values, lambdas and penalties must be on the
-    grid (compared with ``==``: a value that is not exactly a grid value would
-    show no data) and its ``mode`` enabled. A bad ``figures.slice`` value is
+    grid (compared with ``==``: the datasets' coordinates hold exactly the
+    grid's values) and its ``mode`` enabled. A bad ``figures.slice`` value is
     reported once, however many figures use it."""
     figs = config["figures"]
     problems = []
