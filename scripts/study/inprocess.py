@@ -12,8 +12,9 @@ from .grid import MODES, cells
 
 
 def build_datasets(config: dict) -> dict[str, xr.Dataset]:
-    """{mode: aggregated dataset} for every enabled mode of a validated config
-    (defaults filled in), exactly as the workflow's aggregate rule makes them."""
+    """{mode: aggregated dataset} for every enabled mode of a config that passed
+    the gate (``load_config``: checked, defaults filled in), exactly as the
+    workflow's aggregate rule makes them."""
     out = {}
     cache = {}
     for mode in MODES:
