@@ -66,9 +66,10 @@ def main(argv=None):
         raise SystemExit(str(err)) from None
     cells = len(config["dims"]["n"]) * len(config["dims"]["k"]) * len(config["seeds"])
     modes = [m for m in MODES if config[m]["enabled"]]
+    figures = [name for name, block in config["figures"].items() if isinstance(block, dict) and block.get("enabled")]
     print(
         f"{args.configfile}: {cells} cells x {len(run_table(config))} runs each; jobs: {cells} make_data, "
-        f"{cells * len(modes)} train, {len(modes)} aggregate, plus one per figure and the report",
+        f"{cells * len(modes)} train, {len(modes)} aggregate, {len(figures)} figures, 1 all",
         flush=True,
     )
     rows = plan(config, args.steps_fraction)
