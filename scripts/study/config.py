@@ -119,7 +119,7 @@ def figure_params(figures_config: dict, name: str) -> dict:
     key order of the YAML never reruns a figure."""
     params = {key: value for key, value in figures_config[name].items() if key != "enabled"}
     if "slice" in params:
-        merged = {k: v for k, v in figures_config["slice"].items() if v is not None}
+        merged = {k: v for k, v in figures_config.get("slice", {}).items() if v is not None}
         merged.update({k: v for k, v in params["slice"].items() if v is not None})
         params["slice"] = dict(sorted(merged.items()))
     return dict(sorted(params.items()))
