@@ -5,11 +5,14 @@ Public names (stable; see each docstring):
 - model: ``make_teacher``, ``forward``, ``population_loss``, ``angle``,
   ``coarse_gradient``, ``expected_coarse_gradient``, ``coarse_constant``
 - penalties: ``prox``, ``penalty_value``, ``threshold``
+- fixed_points: ``fixed_points`` (every fixed point by scalar analysis; returns
+  ``FixedPoints`` of ``FixedPoint``, with ``continuum``)
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
 """
 
 from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
     STES,
@@ -30,6 +33,9 @@ __all__ = [
     "PENALTIES",
     "STATUS",
     "STES",
+    "Continuum",
+    "FixedPoint",
+    "FixedPoints",
     "Limit",
     "LimitSearch",
     "Runs",
@@ -38,6 +44,7 @@ __all__ = [
     "coarse_constant",
     "coarse_gradient",
     "expected_coarse_gradient",
+    "fixed_points",
     "forward",
     "log_record_steps",
     "make_runs",
