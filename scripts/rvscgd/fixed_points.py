@@ -250,7 +250,8 @@ class _Branches:
 
     def _q(self, v):
         a = self.a
-        return a * (a + 1.0) / (a + v) ** 2
+        with np.errstate(over="ignore"):  # v up to 1e300 stands for "beyond every bound"
+            return a * (a + 1.0) / (a + v) ** 2
 
     def _H(self, ids, v, M):
         """``(s w + b v) - M (v + t q(v))``: the sign of ``M(v) - M``, and its v-derivative."""
