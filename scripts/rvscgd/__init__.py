@@ -9,6 +9,7 @@ Public names (stable; see each docstring):
   ``FixedPoints`` of ``FixedPoint``, with ``continuum``)
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
+- rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 """
 
 from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
@@ -25,6 +26,7 @@ from .model import (
     population_loss,
 )
 from .penalties import PENALTIES, penalty_value, prox, threshold
+from .rates import linear_rate, predicted_steps
 
 __version__ = "0.1.0"
 
@@ -46,10 +48,12 @@ __all__ = [
     "expected_coarse_gradient",
     "fixed_points",
     "forward",
+    "linear_rate",
     "log_record_steps",
     "make_runs",
     "make_teacher",
     "penalty_value",
+    "predicted_steps",
     "population_loss",
     "predicted_limit",
     "prox",
