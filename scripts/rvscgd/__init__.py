@@ -5,6 +5,8 @@ Public names (stable; see each docstring):
 - model: ``make_teacher``, ``forward``, ``population_loss``, ``angle``,
   ``coarse_gradient``, ``expected_coarse_gradient``, ``coarse_constant``
 - penalties: ``prox``, ``penalty_value``, ``threshold``
+- theory: ``theory.error_bound``, ``theory.l1_fixed_point`` (the explicit
+  sparsifying operation and its error bound)
 - fixed_points: ``fixed_points`` (every fixed point by scalar analysis; returns
   ``FixedPoints`` of ``FixedPoint``, with ``continuum``)
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
@@ -12,6 +14,7 @@ Public names (stable; see each docstring):
 - rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 """
 
+from . import theory
 from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
 from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points
 from .limit import Limit, LimitSearch, predicted_limit
@@ -57,6 +60,7 @@ __all__ = [
     "population_loss",
     "predicted_limit",
     "prox",
+    "theory",
     "threshold",
     "train",
 ]
