@@ -16,7 +16,7 @@ Public names (stable; see each docstring):
 
 from . import theory
 from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
-from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points
+from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points, orbit_distances
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
     STES,
@@ -52,6 +52,7 @@ __all__ = [
     "fixed_points",
     "forward",
     "linear_rate",
+    "orbit_distances",
     "log_record_steps",
     "make_runs",
     "make_teacher",

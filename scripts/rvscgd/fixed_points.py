@@ -820,4 +820,37 @@ def _values_of(x, classes, class_idx, sgn):
     return tuple(values)
 
 
-__all__ = ["Continuum", "FixedPoint", "FixedPoints", "fixed_points"]
+def orbit_distances(w_star, points, w):
+    """Distance from ``w`` (n,) to the orbit of each of ``points`` (P, n), and
+    the nearest member of each orbit (P, n).
+
+    The orbit of a fixed point is what its profile stands for: permutations
+    among coordinates with equal ``|w*_i|``, and free signs off the support.
+    Within such a class the nearest member pairs the values in sorted order
+    (rearrangement inequality); off the support it takes ``w``'s signs. Needs
+    only ``w*`` (not the ``FixedPoints`` object): the datasets use it.
+    """
+    w_star = np.asarray(w_star, dtype=float)
+    P = np.atleast_2d(np.asarray(points, dtype=float))
+    w = np.asarray(w, dtype=float)
+    if P.shape[1] != w_star.size or w.shape != w_star.shape:
+        raise ValueError(f"points must be (P, {w_star.size}) and w ({w_star.size},), got {P.shape} and {w.shape}")
+    absw = np.abs(w_star)
+    sgn = np.where(w_star < 0, -1.0, 1.0)
+    out = P.copy()
+    for m in np.unique(absw):
+        idx = np.flatnonzero(absw == m)
+        if idx.size == 1 and m > 0:
+            continue
+        if m == 0:
+            order = idx[np.argsort(-np.abs(w[idx]), kind="stable")]
+            vals = -np.sort(-np.abs(P[:, idx]), axis=1)
+            out[:, order] = np.where(w[order] < 0, -1.0, 1.0) * vals
+        else:
+            rank = np.argsort(-(sgn[idx] * w[idx]), kind="stable")
+            vals = -np.sort(-(sgn[idx] * P[:, idx]), axis=1)
+            out[:, idx[rank]] = sgn[idx[rank]] * vals
+    return np.linalg.norm(out - w, axis=1), out
+
+
+__all__ = ["Continuum", "FixedPoint", "FixedPoints", "fixed_points", "orbit_distances"]
