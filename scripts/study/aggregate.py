@@ -162,7 +162,15 @@ def cell_dataset(
 def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond n."""
     n_max = max(int(c.sizes["feature"]) for c in cells)
+    p_max = max(int(c.sizes.get("fixed_point", 0)) for c in cells)
     padded = [c.pad(feature=(0, n_max - c.sizes["feature"])) for c in cells]
+    if p_max:  # one length of the fixed_point dimension, or combine would spread every variable over it
+        padded = [
+            c.drop_vars("fixed_point")
+            .pad(fixed_point=(0, p_max - c.sizes["fixed_point"]))
+            .assign_coords(fixed_point=np.arange(p_max))
+            for c in padded
+        ]
     ds = xr.combine_by_coords(padded, combine_attrs="drop_conflicts", join="outer")
     ds.attrs = {}
     ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
