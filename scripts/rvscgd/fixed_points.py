@@ -313,8 +313,10 @@ class _Branches:
                 nv = v - h / dh
             bad = ~((nv > lo) & (nv < hi))
             nv = np.where(bad, 0.5 * (lo + hi), nv)
-            done = (h == 0) | (hi - lo <= 4e-16 * np.maximum(1.0, hi))
-            v = np.where(done, v, nv)
+            # Converged: a Newton step below rounding, or the bracket closed.
+            done = (h == 0) | (~bad & (np.abs(nv - v) <= 1e-15 * np.maximum(1.0, np.abs(v))))
+            done |= hi - lo <= 4e-16 * np.maximum(1.0, hi)
+            v = np.where(h == 0, v, nv)
             if np.all(done):
                 break
         return v
@@ -447,7 +449,7 @@ def _grid(br, b):
     """M-grid: uniform, dense around b and around every branch end."""
     top = _top(b)
     pts = [np.linspace(0.0, top, 401)[1:]]
-    rel = 10.0 ** -np.arange(1.0, 13.0)
+    rel = 10.0 ** -np.array([1.0, 2.0, 3.5, 5.0, 7.0, 9.0, 12.0])
     ends = np.concatenate([br.lo, br.hi, [b]]) if br.lo.size else np.array([b])
     ends = ends[(ends > 0) & (ends <= top)]
     for e in np.unique(ends):
