@@ -247,6 +247,27 @@ def _result_dataset(res, shape, coords, n) -> xr.Dataset:
             getattr(res, src).reshape(shape + (T,)),
             {"long_name": long_name, "units": units},
         )
+    data_vars["lbeta"] = (
+        RUN_DIMS + ("step",),
+        res.extra["lbeta"].reshape(shape + (T,)),
+        {"long_name": "relaxed objective L(w^t) + lam P(u^t) + beta/2 ||w^t - u^t||^2, true population loss"},
+    )
+    # Does L_beta rise along the run (on the recorded steps), and by how much above its running minimum?
+    lb = res.extra["lbeta"]
+    running_min = np.fmin.accumulate(lb, axis=1)
+    rise = np.nanmax(np.where(np.isnan(lb), -np.inf, lb - running_min), axis=1)
+    rise = np.where(np.all(np.isnan(lb), axis=1), np.nan, np.maximum(rise, 0.0))
+    scale = np.nanmax(np.abs(lb), axis=1, initial=0.0)
+    data_vars["lbeta_rise"] = (
+        RUN_DIMS,
+        rise.reshape(shape),
+        {"long_name": "largest rise of L_beta above its running minimum (recorded steps)", "units": "1"},
+    )
+    data_vars["lbeta_rises"] = (
+        RUN_DIMS,
+        np.where(np.isnan(rise), -1, rise > 1e-12 * np.maximum(scale, 1e-300)).astype(np.int8).reshape(shape),
+        {"long_name": "L_beta rose somewhere on the recorded steps (1), never (0), undefined (-1)"},
+    )
     data_vars["w_final"] = (RUN_DIMS + ("feature",), res.w_final.reshape(shape + (n,)), {"long_name": "final w"})
     data_vars["u_final"] = (
         RUN_DIMS + ("feature",),
