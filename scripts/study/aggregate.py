@@ -53,6 +53,7 @@ LIMIT_VARS = (
 )
 # limit_kind values (CF flags): which predicted object a run's final state is.
 LIMIT_KINDS = {"not_applicable": -1, "isolated": 0, "continuum": 1, "unpredicted": 2}
+LAM_UNITS = {"absolute": "1", "relative_to_c": "c(k)", "threshold": "1 (prox threshold)"}
 DEFAULT_MATCH_TOL = {"population": 1e-6, "empirical": 0.05}
 
 
@@ -175,9 +176,20 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     ds.attrs = {}
     ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
     ks = ds["k"].values
-    lam_eff = np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values])
+    if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
+        pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
+        lam_eff = np.array(
+            [
+                [[[lam_effective(config, lam, int(k), p, b) for k in ks] for b in betas] for lam in ds["lam"].values]
+                for p in pens
+            ]
+        )
+        eff_dims = ("penalty", "lam", "beta", "k")
+    else:
+        lam_eff = np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values])
+        eff_dims = ("lam", "k")
     ds["lam_effective"] = (
-        ("lam", "k"),
+        eff_dims,
         lam_eff,
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
@@ -185,7 +197,7 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     ds["lam"].attrs.update(
         long_name="penalty weight lambda as configured",
         lam_units=config["grid"]["lam_units"],
-        units="1" if config["grid"]["lam_units"] == "absolute" else "c(k)",
+        units=LAM_UNITS[config["grid"]["lam_units"]],
     )
     ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
     ds["eta"].attrs.update(long_name="step size eta", units="1")

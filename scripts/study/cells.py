@@ -82,7 +82,7 @@ def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
         if ste == "clipped_relu":
             continue
         results[idx] = rvscgd.fixed_points(
-            w_star, k, lam_effective(config, lam, k), beta, penalty, a=a, ste=ste, eta=eta
+            w_star, k, lam_effective(config, lam, k, penalty, beta), beta, penalty, a=a, ste=ste, eta=eta
         )
     P = max([len(fp) for fp in results.values()], default=0)
     P = max(P, 1)
@@ -114,12 +114,7 @@ def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
             dist, oriented = rvscgd.orbit_distances(w_star, fp_w[idx][good], w_star)
             best = int(np.argmin(dist))
             w_bar[idx] = oriented[best]
-            u_bar[idx] = rvscgd.prox(
-                oriented[best],
-                lam_effective(config, coords["lam"][idx[1]], k) / coords["beta"][idx[2]],
-                coords["penalty"][idx[0]],
-                a,
-            )
+            u_bar[idx] = rvscgd.prox(oriented[best], fp.lam / fp.beta, fp.penalty, fp.a)
             stable[idx] = 1
         if fp.continuum:
             cont = fp.continuum[0]
@@ -173,7 +168,7 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
     shape = tuple(len(coords[d]) for d in RUN_DIMS)
     runs = rvscgd.make_runs(
         penalty=[r["penalty"] for r in table],
-        lam=[lam_effective(config, r["lam"], k) for r in table],
+        lam=[lam_effective(config, r["lam"], k, r["penalty"], r["beta"]) for r in table],
         beta=[r["beta"] for r in table],
         eta=[r["eta"] for r in table],
         a=config["grid"]["tl1_a"],
