@@ -54,6 +54,7 @@ LIMIT_VARS = (
 # limit_kind values (CF flags): which predicted object a run's final state is.
 LIMIT_KINDS = {"not_applicable": -1, "isolated": 0, "continuum": 1, "unpredicted": 2}
 LAM_UNITS = {"absolute": "1", "relative_to_c": "c(k)", "threshold": "1 (prox threshold)"}
+_LIMIT_KEY = ("penalty", "lam", "beta", "eta", "ste")
 DEFAULT_MATCH_TOL = {"population": 1e-6, "empirical": 0.05}
 
 
@@ -80,44 +81,59 @@ def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: flo
     dist = np.full(shape, np.nan)
     best = np.zeros(shape, dtype=np.int8)
     W = wf.values
+    coord_values = [wf[d].values for d in dims]
+    groups = {}  # runs of one setting (normalise, batch sizes) share its fixed points
     for pos in np.ndindex(shape):
-        co = {d: wf[d].values[i] for d, i in zip(dims, pos, strict=True)}
-        w = W[pos]
-        if not bool(co["normalise"]) or co["ste"] == "clipped_relu" or not np.all(np.isfinite(w)):
+        co = {d: v[i] for d, v, i in zip(dims, coord_values, pos, strict=True)}
+        if not bool(co["normalise"]) or co["ste"] == "clipped_relu" or not np.all(np.isfinite(W[pos])):
             continue
-        sel = {d: co[d] for d in ("penalty", "lam", "beta", "eta", "ste")}
-        lim = limits.sel(sel)
-        pts = lim["fp_w_bar"].values
+        groups.setdefault(tuple(co[d] for d in _LIMIT_KEY), []).append(pos)
+    # numpy arrays indexed by grid position: xarray's .sel per setting costs more than the matching
+    names = ("fp_w_bar", "fp_stable", "threshold", "cont_size_min", "cont_size_max", "cont_threshold")
+    names += ("cont_base", "cont_radius")
+    arrays = {
+        v: limits[v].transpose(*_LIMIT_KEY, *[d for d in limits[v].dims if d not in _LIMIT_KEY]).values for v in names
+    }
+    where = [{val: i for i, val in enumerate(limits[d].values.tolist())} for d in _LIMIT_KEY]
+    for key, positions in groups.items():
+        at = tuple(wh[val.item() if hasattr(val, "item") else val] for wh, val in zip(where, key, strict=True))
+        lim = {v: a[at] for v, a in arrays.items()}
+        pts = lim["fp_w_bar"]
         listed = np.all(np.isfinite(pts), axis=1)
-        stable = (lim["fp_stable"].values == 1) & listed
-        d_pts = np.full(pts.shape[0], np.inf)
-        oriented = np.full(pts.shape, np.nan)
-        if listed.any():
-            d_pts[listed], oriented[listed] = rvscgd.orbit_distances(w_star, pts[listed], w)
-        d_cont = np.inf
-        size_min, size_max = int(lim["cont_size_min"]), int(lim["cont_size_max"])
-        if size_min > 0:
-            kept = off & (np.abs(w) > float(lim["cont_threshold"]))
-            if size_min <= kept.sum() <= size_max:
-                proj = lim["cont_base"].values.copy()
-                proj[kept] = w[kept] * float(lim["cont_radius"]) / np.linalg.norm(w[kept])
-                d_cont = float(np.linalg.norm(w - proj))
-        i = int(np.argmin(d_pts))
+        stable = (lim["fp_stable"] == 1) & listed
         thr = float(lim["threshold"])
-        # lam = 0 thresholds nothing: the support of u is then that of w, rounding included.
-        same_support = bool(np.isfinite(d_pts[i])) and (
-            thr == 0 or np.array_equal(uf[pos] != 0, np.abs(oriented[i]) > thr)
-        )
-        if d_pts[i] <= tol and same_support:
-            kind[pos], index[pos] = LIMIT_KINDS["isolated"], i
-            if stable[i]:
-                d_w = np.where(stable, rvscgd.orbit_distances(w_star, np.nan_to_num(pts), w_star)[0], np.inf)
-                best[pos] = int(i == int(np.argmin(d_w)))
-        elif d_cont <= tol:
-            kind[pos] = LIMIT_KINDS["continuum"]
-        else:
-            kind[pos] = LIMIT_KINDS["unpredicted"]
-        dist[pos] = min(float(np.min(np.where(stable, d_pts, np.inf))), d_cont)
+        size_min, size_max = int(lim["cont_size_min"]), int(lim["cont_size_max"])
+        best_i = -1
+        if stable.any():
+            d_w = np.full(pts.shape[0], np.inf)
+            d_w[listed] = rvscgd.orbit_distances(w_star, pts[listed], w_star)[0]
+            best_i = int(np.argmin(np.where(stable, d_w, np.inf)))
+        for pos in positions:
+            w = W[pos]
+            d_pts = np.full(pts.shape[0], np.inf)
+            oriented = np.full(pts.shape, np.nan)
+            if listed.any():
+                d_pts[listed], oriented[listed] = rvscgd.orbit_distances(w_star, pts[listed], w)
+            d_cont = np.inf
+            if size_min > 0:
+                kept = off & (np.abs(w) > float(lim["cont_threshold"]))
+                if size_min <= kept.sum() <= size_max:
+                    proj = lim["cont_base"].copy()
+                    proj[kept] = w[kept] * float(lim["cont_radius"]) / np.linalg.norm(w[kept])
+                    d_cont = float(np.linalg.norm(w - proj))
+            i = int(np.argmin(d_pts))
+            # lam = 0 thresholds nothing: the support of u is then that of w, rounding included.
+            same_support = bool(np.isfinite(d_pts[i])) and (
+                thr == 0 or np.array_equal(uf[pos] != 0, np.abs(oriented[i]) > thr)
+            )
+            if d_pts[i] <= tol and same_support:
+                kind[pos], index[pos] = LIMIT_KINDS["isolated"], i
+                best[pos] = int(i == best_i)
+            elif d_cont <= tol:
+                kind[pos] = LIMIT_KINDS["continuum"]
+            else:
+                kind[pos] = LIMIT_KINDS["unpredicted"]
+            dist[pos] = min(float(np.min(np.where(stable, d_pts, np.inf))), d_cont)
     return {"dims": dims, "limit_kind": kind, "limit_index": index, "limit_distance": dist, "limit_best": best}
 
 
