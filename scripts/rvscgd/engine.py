@@ -52,7 +52,7 @@ import numpy as np
 
 from .limit import check_params
 from .model import STES, angle, check_ste, expected_coarse_gradient_fast
-from .penalties import PENALTIES, check_penalty, prox
+from .penalties import PENALTIES, check_penalty, penalty_value, prox
 from .projection import ProjectedSource
 from .sampling import MinibatchSampler
 
@@ -110,6 +110,9 @@ def make_runs(penalty, lam, beta, eta, a=1.0, ste="relu", normalise=True) -> Run
 @dataclass
 class TrainResult:
     """Traces (R, T) at ``record_steps`` (T,), final weights (R, n) and status.
+
+    ``extra["lbeta"]`` (R, T): the relaxed objective ``L(w^t) + lam P(u^t) +
+    beta/2 ||w^t - u^t||^2`` with the true population loss ``L``.
 
     After a run converges its trace carries its final state forward; after it
     diverges its trace, ``w_final`` and ``u_final`` are NaN. ``status`` holds
@@ -448,7 +451,17 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         traces["sparsity_u"][col_idx, j] = np.where(np.isnan(aw), np.nan, sparsity)
         if ref is not None:
             traces["dist_ref"][col_idx, j] = np.linalg.norm(Wc - ref[:, col_idx], axis=0)
+        # The relaxed objective with the true population loss (model: L_beta).
+        sub = runs.select(col_idx)
+        pen = np.empty(col_idx.size)
+        for p in PENALTIES:
+            cols = np.flatnonzero(sub.penalty == p)
+            if cols.size:
+                pen[cols] = penalty_value(Uc[:, cols], p, sub.a[cols])
+        gap = np.sum((Wc - Uc) ** 2, axis=0)
+        lbeta[col_idx, j] = aw / (2.0 * np.pi * k) + sub.lam * pen + 0.5 * sub.beta * gap
 
+    lbeta = np.full((R, T), np.nan)
     rec_j = 0
     for t in range(int(max_steps) + 1):
         while rec_j < T and record[rec_j] == t:
@@ -501,4 +514,5 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         status=status,
         steps_run=steps_run,
         **traces,
+        extra={"lbeta": lbeta},
     )

@@ -25,7 +25,8 @@ def build_datasets(config: dict) -> dict[str, xr.Dataset]:
                 data = make_data_cell(config, *key)
                 cache[key] = (data, predict_limits_cell(config, data))
             data, limits = cache[key]
-            parts.append(cell_dataset(train_cell(config, mode, data, limits), data, limits, mode))
+            tol = config["limit"]["match_tol"][mode]
+            parts.append(cell_dataset(train_cell(config, mode, data, limits), data, limits, mode, tol))
         if parts:
             out[mode] = combine(parts, config, mode)
     return out
