@@ -190,20 +190,29 @@ def _clipped_combine(vv, ss, vvs, norm, w_hat, e2, a1, a2):
 def expected_coarse_gradient_fast(V, W, v_star, w_star, ste_codes) -> np.ndarray:
     """``expected_coarse_gradient`` for a batch (V (k, R), W (n, R)), one STE
     per column (codes index ``STES``), all in closed form (clipped_relu through
-    ``model.clipped_relu_plane_closed``). The trainer's population mode uses it."""
+    ``model.clipped_relu_plane_closed``)."""
     V, W, v_star, w_star = _columns(V, W, v_star, w_star)
+    return expected_gradients_batch(V, W, v_star, w_star, ste_codes)[0]
+
+
+def expected_gradients_batch(V, W, v_star, w_star, ste_codes):
+    """``(E g~_w, grad_v L)`` of a batch in one pass (the trainer's population
+    step): arrays already float, ``w_star`` unit, shapes (k, R) and (n, R)."""
     codes = np.asarray(ste_codes)
     vv, ss, vvs = _radial_coefficients(V, v_star)
     norm, w_hat, theta, e2 = _plane(W, w_star)
     ws = w_star[:, None]
     out = ((vv + ss) * w_hat - vvs * ws) / (2.0 * _SQRT_2PI)
     ident = codes == STES.index("identity")
-    out[:, ident] = (vv[ident] * w_hat[:, ident] - vvs[ident] * ws) / _SQRT_2PI
+    if ident.any():
+        out[:, ident] = (vv[ident] * w_hat[:, ident] - vvs[ident] * ws) / _SQRT_2PI
     clip = np.flatnonzero(codes == STES.index("clipped_relu"))
     if clip.size:
         a1, a2 = clipped_relu_plane_closed(theta[clip], norm[clip])
         out[:, clip] = _clipped_combine(vv[clip], ss[clip], vvs[clip], norm[clip], w_hat[:, clip], e2[:, clip], a1, a2)
-    return out
+    s = V.sum(axis=0)
+    g_v = (V + s - (1.0 - 2.0 * theta / np.pi) * v_star[:, None] - v_star.sum()) / 4.0
+    return out, g_v
 
 
 def true_gradient_w(v, w, v_star, w_star) -> np.ndarray:

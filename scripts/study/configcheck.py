@@ -103,6 +103,18 @@ def semantic_problems(config: dict) -> list[str]:
     sp = config["teacher"]["sparsity"]
     if sp >= 1 and sp != int(sp):
         problems.append(f"teacher.sparsity = {sp!r}: give a count (integer >= 1) or a fraction (0 < x < 1)")
+    two = config.get("two_layer", {})
+    if two.get("enabled"):
+        for n in two["n"]:
+            try:
+                teacher_sparsity(config, n)
+            except ValueError as err:
+                problems.append(f"two_layer.n = {two['n']!r}: {err}")
+                break
+        if two["starts"]["random"] + two["starts"]["near_spurious"] < 1:
+            problems.append(
+                f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
+            )
     if not (config["population"]["enabled"] or config["empirical"]["enabled"]):
         problems.append("population.enabled = False and empirical.enabled = False: nothing to train")
     results = Path(config["results_dir"])
