@@ -23,7 +23,6 @@ PURPOSE = {
     "two_layer_v_star": 5,
     "two_layer_starts": 6,
     "two_layer_stream": 7,
-    "label_noise": 8,
 }
 
 
