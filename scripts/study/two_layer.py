@@ -242,5 +242,6 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         oscillation_amplitude=float(c["oscillation"]["amplitude"]),
         batch_size=int(c["batch_size"]),
         tol=float(c["tol"]),
+        tl1_a=float(config["grid"]["tl1_a"]),
     )
     return ds

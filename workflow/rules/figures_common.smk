@@ -43,6 +43,9 @@ def _check_figure_config():
         if not config["figures"][name]["enabled"]:
             continue
         params = figure_params(name)
+        if FIGURES[name].datasets == ("two_layer",):
+            _check_two_layer_figure(name, params)
+            continue
         for dim, value in params.get("slice", {}).items():
             grid = SLICE_GRID[dim]()
             if not any(value == g for g in grid):
@@ -68,6 +71,20 @@ def _check_figure_config():
             )
 
 
+def _check_two_layer_figure(name, params):
+    """A two-layer figure's lam and mode must be on the two-layer grid."""
+    two = config["two_layer"]
+    lam = params.get("lam")
+    if lam is not None and not any(lam == g for g in two["grid"]["lam"]):
+        raise ValueError(
+            f"figures.{name}.lam = {lam!r} is not in two_layer.grid.lam {two['grid']['lam']}"
+        )
+    if params.get("mode") not in two["modes"]:
+        raise ValueError(
+            f"figures.{name}.mode = {params.get('mode')!r} is not in two_layer.modes {two['modes']}"
+        )
+
+
 try:
     _check_figure_config()
 except ValueError as err:
@@ -78,10 +95,17 @@ def figure_datasets(name):
     """The datasets a figure reads: the one of its `mode` if set, else those of
     its registry entry that the config enables."""
     mode = config["figures"][name].get("mode")
+    if FIGURES[name].datasets == ("two_layer",):
+        mode = None  # its `mode` picks traces inside the one two-layer dataset
     names = (
-        [mode] if mode else [d for d in FIGURES[name].datasets if d in enabled_modes()]
+        [mode] if mode else [d for d in FIGURES[name].datasets if d in available_datasets()]
     )
     return [f"{RESULTS}/datasets/{d}.nc" for d in names]
+
+
+def available_datasets():
+    """The datasets the config makes: its enabled modes, and two_layer if enabled."""
+    return enabled_modes() + (["two_layer"] if two_layer_cells(config) else [])
 
 
 def figure_code(name):
@@ -108,6 +132,6 @@ def figures_all():
     return [
         f"{RESULTS}/figures/{name}.{ext}"
         for name in FIGURES
-        if config["figures"][name]["enabled"]
+        if config["figures"][name]["enabled"] and figure_datasets(name)
         for ext in ("png", "pdf")
     ]

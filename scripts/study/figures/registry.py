@@ -61,6 +61,12 @@ FIGURES: dict[str, Figure] = {
     "ste": Figure("6. Straight-through estimators", "Loss per STE", BOTH, ("compare", "select")),
     "scaling": Figure("7. Scaling", "Steps to converge versus n and k", BOTH, ("draw", "select", "stats")),
     "normalisation": Figure("8. Normalisation ablation", "With and without normalisation", BOTH, ("compare", "select")),
+    "two_layer": Figure(
+        "9. Two-layer model",
+        "Straight-through estimators with a trainable second layer",
+        ("two_layer",),
+        ("draw", "select", "stats"),
+    ),
 }
 
 
