@@ -98,7 +98,9 @@ def figure_datasets(name):
     if FIGURES[name].datasets == ("two_layer",):
         mode = None  # its `mode` picks traces inside the one two-layer dataset
     names = (
-        [mode] if mode else [d for d in FIGURES[name].datasets if d in available_datasets()]
+        [mode]
+        if mode
+        else [d for d in FIGURES[name].datasets if d in available_datasets()]
     )
     return [f"{RESULTS}/datasets/{d}.nc" for d in names]
 
