@@ -137,3 +137,29 @@ def test_negative_label_noise_refused_naming_the_key():
     cfg = copy.deepcopy(_config([0.0, -0.1]))
     problems = config_problems(cfg, ROOT / "workflow" / "schemas" / "config.schema.yaml")
     assert any(p.startswith("empirical.label_noise[1]") for p in problems), problems
+
+
+def test_noise_floor_figure_renders_the_sigma_axis(tmp_path):
+    """The aggregated empirical dataset carries label_noise, and the
+    noise_floor figure draws one point per sigma (every one-layer figure
+    still draws: label_noise is fixed to its first value, 0)."""
+    from study.aggregate import cell_dataset, combine
+    from study.cells import make_data_cell, predict_limits_cell, train_cell
+    from study.figures import noise_floor
+    from study.figures import ste as ste_figure
+
+    cfg = _config([0.0, 0.2, 0.5])
+    cfg["seeds"] = [0, 1]
+    parts = []
+    for seed in cfg["seeds"]:
+        data = make_data_cell(cfg, 8, 4, seed)
+        limits = predict_limits_cell(cfg, data)
+        parts.append(cell_dataset(train_cell(cfg, "empirical", data, limits), data, limits, "empirical"))
+    ds = combine(parts, cfg, "empirical")
+    assert list(ds["label_noise"].values) == [0.0, 0.2, 0.5]
+    fig = noise_floor.draw({"empirical": ds})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.2", "0.5"]
+    assert len(ax.lines) >= 1 and len(ax.lines[0].get_xdata()) == 3
+    fig2 = ste_figure.draw({"empirical": ds})
+    assert fig2.axes

@@ -52,6 +52,9 @@ FIGURES: dict[str, Figure] = {
     "convergence": Figure("1. Convergence", "Angles to w* versus step", BOTH, ("draw", "select", "stats")),
     "limit_distance": Figure("2. The limit", "Distance to the predicted limit", BOTH, ("draw", "select", "stats")),
     "limit_prediction": Figure("2. The limit", "Predicted versus measured limit", BOTH, ("draw", "select", "stats")),
+    "noise_floor": Figure(
+        "2. The limit", "Noise floor versus label noise", ("empirical",), ("draw", "select", "stats")
+    ),
     "sparsity_accuracy": Figure(
         "3. Sparsity and accuracy", "Sparsity and error versus lambda", BOTH, ("draw", "select", "stats")
     ),
