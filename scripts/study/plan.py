@@ -18,6 +18,7 @@ import time
 
 from . import two_layer
 from .cells import make_data_cell, predict_limits_cell, train_cell
+from .config import ConfigError
 from .grid import MODES, run_table, two_layer_cells
 from .inprocess import load_config
 
@@ -84,13 +85,17 @@ def main(argv=None):
     parser.add_argument("configfile")
     parser.add_argument("--steps-fraction", type=float, default=0.04, help="share of max_steps actually run")
     args = parser.parse_args(argv)
-    config = load_config(args.configfile)
+    try:
+        config = load_config(args.configfile)
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
     cells = len(config["dims"]["n"]) * len(config["dims"]["k"]) * len(config["seeds"])
     modes = [m for m in MODES if config[m]["enabled"]]
+    figures = [name for name, block in config["figures"].items() if isinstance(block, dict) and block.get("enabled")]
     print(
         f"{args.configfile}: {cells} cells x {len(run_table(config))} runs each; jobs: {cells} make_data, "
-        f"{cells * len(modes)} train, {len(modes)} aggregate, "
-        f"{len(two_layer_cells(config))} two-layer train (+1 aggregate), plus one per figure and the report",
+        f"{cells * len(modes)} train, {len(modes)} aggregate, {len(two_layer_cells(config))} two-layer train "
+        f"(+1 aggregate), {len(figures)} figures, 1 all",
         flush=True,
     )
     rows = plan(config, args.steps_fraction)

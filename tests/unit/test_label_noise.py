@@ -132,11 +132,12 @@ def test_study_label_noise_dimension_keeps_sigma_zero_bit_identical():
 
 
 def test_negative_label_noise_refused_naming_the_key():
-    from study.configcheck import config_problems
+    from study.config import ConfigError, load
 
     cfg = copy.deepcopy(_config([0.0, -0.1]))
-    problems = config_problems(cfg, ROOT / "workflow" / "schemas" / "config.schema.yaml")
-    assert any(p.startswith("empirical.label_noise[1]") for p in problems), problems
+    with pytest.raises(ConfigError) as err:
+        load(cfg)
+    assert any(p.startswith("empirical.label_noise[1]") for p in err.value.problems), err.value.problems
 
 
 def test_noise_floor_figure_renders_the_sigma_axis(tmp_path):
