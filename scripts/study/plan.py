@@ -94,8 +94,9 @@ def main(argv=None):
     figures = [name for name, block in config["figures"].items() if isinstance(block, dict) and block.get("enabled")]
     print(
         f"{args.configfile}: {cells} cells x {len(run_table(config))} runs each; jobs: {cells} make_data, "
-        f"{cells * len(modes)} train, {len(modes)} aggregate, {len(two_layer_cells(config))} two-layer train "
-        f"(+1 aggregate), {len(figures)} figures, 1 all",
+        f"{cells * len(modes)} train, {len(modes)} aggregate, "
+        + (f"{len(two_layer_cells(config))} two-layer train + 1 aggregate, " if two_layer_cells(config) else "")
+        + f"{len(figures)} figures, 1 all",
         flush=True,
     )
     rows = plan(config, args.steps_fraction)
