@@ -217,21 +217,34 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
         ds.attrs["sampler"] = res.extra["sampler"]
         return ds
 
+    def empirical(sigma):
+        if config["empirical"]["sampling"] == "fresh":
+            stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream"))
+            sizes = [int(b) for b in config["empirical"]["batch_size"]]
+            ds = xr.concat([one("fresh", stream, batch_size=b, label_noise=sigma) for b in sizes], dim="batch_size")
+            return ds.assign_coords(batch_size=("batch_size", sizes, {"long_name": "inputs per step B"})), "fresh"
+        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "train_set"))
+        m = int(config["empirical"]["train_size"])
+        ds = one("fixed", stream, train_size=m, label_noise=sigma).expand_dims(batch_size=[m])
+        ds["batch_size"].attrs["long_name"] = "fixed training set size m (full batch)"
+        return ds, "fixed"
+
     if mode == "population":
         ds = one("population", None)
         sampling = "expectation"
-    elif config["empirical"]["sampling"] == "fresh":
-        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream"))
-        sizes = [int(b) for b in config["empirical"]["batch_size"]]
-        ds = xr.concat([one("fresh", stream, batch_size=b) for b in sizes], dim="batch_size")
-        ds = ds.assign_coords(batch_size=("batch_size", sizes, {"long_name": "inputs per step B"}))
-        sampling = "fresh"
     else:
-        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "train_set"))
-        m = int(config["empirical"]["train_size"])
-        ds = one("fixed", stream, train_size=m).expand_dims(batch_size=[m])
-        ds["batch_size"].attrs["long_name"] = "fixed training set size m (full batch)"
-        sampling = "fixed"
+        sigmas = [float(s) for s in config["empirical"].get("label_noise", [0.0])]
+        if sigmas == [0.0]:
+            # No label_noise dimension: the datasets are exactly those of a study without label noise.
+            ds, sampling = empirical(0.0)
+        else:
+            # Every sigma on the same input stream (and the same noise draws, scaled).
+            parts = [empirical(s) for s in sigmas]
+            sampling = parts[0][1]
+            ds = xr.concat([p[0] for p in parts], dim="label_noise")
+            ds = ds.assign_coords(
+                label_noise=("label_noise", sigmas, {"long_name": "label noise sigma: y = f(Z; w*) + sigma N(0, 1)"})
+            )
     ds.attrs.update({"n": n, "k": k, "seed": seed, "mode": mode, "sampling": sampling})
     return ds
 

@@ -14,7 +14,16 @@ RUN_DIMS = ("penalty", "lam", "beta", "eta", "ste", "normalise")
 MODES = ("population", "empirical")
 
 # SeedSequence spawn-key purposes: each random object has its own stream.
-PURPOSE = {"teacher": 0, "start": 1, "stream": 2, "train_set": 3, "limit_starts": 4}
+PURPOSE = {
+    "teacher": 0,
+    "start": 1,
+    "stream": 2,
+    "train_set": 3,
+    "limit_starts": 4,
+    "two_layer_v_star": 5,
+    "two_layer_starts": 6,
+    "two_layer_stream": 7,
+}
 
 
 def teacher_sparsity(config: dict, n: int) -> int:
@@ -95,6 +104,15 @@ def cells(config: dict, mode: str) -> list[dict]:
         for k in config["dims"]["k"]
         for seed in config["seeds"]
     ]
+
+
+def two_layer_cells(config: dict) -> list[dict]:
+    """Cells (n, k, seed) of the two-layer model (config ``two_layer``), one
+    training job each; [] when it is disabled."""
+    c = config.get("two_layer", {})
+    if not c.get("enabled", False):
+        return []
+    return [{"n": n, "k": k, "seed": seed} for n in c["n"] for k in c["k"] for seed in c["seeds"]]
 
 
 def seed_sequence_key(config: dict, n: int, k: int, seed: int, purpose: str) -> dict:
