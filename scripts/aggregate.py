@@ -4,7 +4,9 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
-from study.io import open_checked, provenance, start_job, write_netcdf  # noqa: E402
+from study.jobs import start_job  # noqa: E402
+from study.ncio import open_checked, write_netcdf  # noqa: E402
+from study.provenance import provenance  # noqa: E402
 
 start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
 
@@ -19,7 +21,7 @@ for train_path, data_path, limit_path in zip(
     train = open_checked(train_path, required_vars=("angle_w", "w_final", "status"), required_dims=("step",))
     data = open_checked(data_path, required_vars=("w_star", "w0"))
     limits = open_checked(limit_path, required_vars=("w_bar", "u_bar"))
-    cells.append(cell_dataset(train, data, limits, mode))
+    cells.append(cell_dataset(train, data, limits, mode, snakemake.config["limit"]["match_tol"][mode]))
 ds = combine(cells, snakemake.config, mode)
 # Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
 # divergence): counted here so no reader can miss them.

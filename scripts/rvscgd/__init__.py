@@ -5,14 +5,20 @@ Public names (stable; see each docstring):
 - model: ``make_teacher``, ``forward``, ``population_loss``, ``angle``,
   ``coarse_gradient``, ``expected_coarse_gradient``, ``coarse_constant``
 - penalties: ``prox``, ``penalty_value``, ``threshold``
+- theory: ``theory.error_bound``, ``theory.l1_fixed_point`` (the explicit
+  sparsifying operation and its error bound)
+- fixed_points: ``fixed_points`` (every fixed point by scalar analysis; returns
+  ``FixedPoints`` of ``FixedPoint``, with ``continuum``)
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
+- rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 - digits (``from rvscgd import digits``): the classifier on image patches of
   issue 12 (``patches``, ``make_digit_runs``, ``train``, ``accuracy``, ...)
 """
 
-from . import digits  # noqa: F401 - the submodule, by its own name
-from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from . import digits, theory  # noqa: F401 - the submodules, by their own names
+from .engine import GRADIENT_MODES, SAMPLERS, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points, orbit_distances
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
     STES,
@@ -25,14 +31,19 @@ from .model import (
     population_loss,
 )
 from .penalties import PENALTIES, penalty_value, prox, threshold
+from .rates import linear_rate, predicted_steps
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODES",
+    "GRADIENT_MODES",
     "PENALTIES",
+    "SAMPLERS",
     "STATUS",
     "STES",
+    "Continuum",
+    "FixedPoint",
+    "FixedPoints",
     "Limit",
     "LimitSearch",
     "Runs",
@@ -41,14 +52,19 @@ __all__ = [
     "coarse_constant",
     "coarse_gradient",
     "expected_coarse_gradient",
+    "fixed_points",
     "forward",
+    "linear_rate",
+    "orbit_distances",
     "log_record_steps",
     "make_runs",
     "make_teacher",
     "penalty_value",
+    "predicted_steps",
     "population_loss",
     "predicted_limit",
     "prox",
+    "theory",
     "threshold",
     "train",
 ]

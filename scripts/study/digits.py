@@ -13,7 +13,7 @@ import xarray as xr
 
 from rvscgd import digits as D
 
-from .configcheck import DIGITS_SIDE as SIDE
+from .config import DIGITS_SIDE as SIDE
 
 # SeedSequence spawn keys of the digits part: (DIGITS_KEY, seed, purpose).
 # Three entries, so they can never equal a Gaussian cell's (n, k, seed, purpose).

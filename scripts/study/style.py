@@ -158,10 +158,14 @@ def lam_label(lam, units: str = "relative_to_c") -> str:
     """Legend label of a penalty weight, in the dataset's units."""
     if float(lam) == 0:
         return CGD_LABEL
+    if units == "threshold":
+        return rf"threshold ${fmt_num(lam)}$"
     return rf"$\lambda={fmt_num(lam)}\,c(k)$" if units == "relative_to_c" else rf"$\lambda={fmt_num(lam)}$"
 
 
 def lam_axis_label(units: str = "relative_to_c") -> str:
+    if units == "threshold":
+        return r"prox threshold ($\lambda$ matched per penalty)"
     return r"$\lambda$ (units of $c(k)$)" if units == "relative_to_c" else r"$\lambda$"
 
 
@@ -195,6 +199,25 @@ def note(ax, text: str, loc: str = "lower left"):
         color="0.2",
         bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.7", "lw": 0.4, "alpha": 0.9},
         zorder=10,
+    )
+
+
+def below(ax, text: str):
+    """A small remark under a panel, below its x label: counts that a box inside
+    the panel would draw over the data (constrained layout makes room)."""
+    if not text:
+        return
+    ax.annotate(
+        text,
+        xy=(0.5, 0),
+        xycoords="axes fraction",
+        xytext=(0, -26),
+        textcoords="offset points",
+        ha="center",
+        va="top",
+        fontsize=6,
+        color="0.2",
+        annotation_clip=False,
     )
 
 

@@ -100,9 +100,9 @@ def output(proc) -> str:
 
 def test_the_library_under_test_is_this_checkout():
     import rvscgd
-    import study.io
+    import study.jobs
 
-    for module in (study.io, rvscgd):
+    for module in (study.jobs, rvscgd):
         assert Path(module.__file__).resolve().is_relative_to(ROOT / "scripts"), module.__file__
 
 
@@ -142,7 +142,7 @@ BAD_CONFIGS = {
     "negative_eta": (_set("grid.eta", [1.0, -1.0]), ["grid.eta[1] = -1.0"]),
     "nan_eta": (_set("grid.eta", [math.nan]), ["grid.eta[0] = nan"]),
     "infinite_lam": (_set("grid.lam", [0, math.inf]), ["grid.lam[1] = inf"]),
-    "s_greater_than_n": (_set("teacher.sparsity", 20), ["teacher.sparsity=20", "n=8"]),
+    "s_greater_than_n": (_set("teacher.sparsity", 20), ["teacher.sparsity = 20", "n = 8"]),
     "non_integer_sparsity": (_set("teacher.sparsity", 2.5), ["teacher.sparsity = 2.5"]),
     "empty_grid_list": (_set("grid.lam", []), ["grid.lam = []"]),
     "empty_grid": (_set("grid", {}), ["grid.penalty", "grid.lam", "grid.beta", "missing"]),
@@ -168,6 +168,22 @@ BAD_CONFIGS = {
     "unwritable_results_dir": (
         _set("results_dir", "config/config.yaml/results"),
         ["results_dir = 'config/config.yaml/results'", "not writable"],
+    ),
+    "unknown_sampler": (_set("empirical.sampler", "exact"), ["empirical.sampler = 'exact'"]),
+    "projected_sampler_small_n": (_set("empirical.sampler", "projected"), ["empirical.sampler = 'projected'", "[8]"]),
+    "projected_sampler_fixed": (
+        lambda c: (_set("empirical.sampler", "projected")(c), _set("empirical.sampling", "fixed")(c)),
+        ["empirical.sampler = 'projected'", "empirical.sampling = fresh"],
+    ),
+    "figure_slice_off_grid": (_set("figures.slice.beta", 0.3), ["figures.slice.beta = 0.3", "grid.beta = [0.02]"]),
+    "figure_slice_not_exactly_on_grid": (
+        _set("figures.convergence.slice.beta", 0.02 + 1e-12),
+        ["figures.convergence.slice.beta = 0.020000000001", "not in grid.beta"],
+    ),
+    "figure_lam_off_grid": (_set("figures.convergence.lam", [0, 0.02]), ["figures.convergence.lam[1] = 0.02"]),
+    "figure_mode_disabled": (
+        lambda c: (_set("empirical.enabled", False)(c), _set("figures.tradeoff.mode", "empirical")(c)),
+        ["figures.tradeoff.mode = 'empirical'", "empirical.enabled is False"],
     ),
     "yte_template": ("__use_yte__: true\n", ["__use_yte__ = True", "refused"]),
     "python_tag": ("trace_points: !!python/tuple [12]\n", ["not plain YAML", "python/tuple"]),
@@ -195,6 +211,7 @@ ISSUE_KINDS = {
 SNAKEMAKE_CASES = sorted({c for cases in ISSUE_KINDS.values() for c in cases} - {"yaml_syntax_error"}) + [
     "nan_eta",
     "yte_template",
+    "figure_slice_off_grid",
 ]
 # Cases also run in a fresh checkout, to prove no results/ folder appears.
 FRESH = ("unknown_penalty", "unwritable_results_dir", "yaml_syntax_error")
@@ -260,38 +277,71 @@ def in_process_project(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_config_is_explained(in_process_project, monkeypatch, case):
-    """What common.smk does, in-process: read the file as Snakemake does, then check it."""
+    """What common.smk does, in-process: read the file as Snakemake does, then pass it through the gate."""
     from snakemake.common.configfile import load_configfile
-    from snakemake.utils import validate
 
-    from study.configcheck import config_problems, problems_message
+    from study.config import ConfigError, load
 
     monkeypatch.chdir(in_process_project)
     Path("config/config.yaml").write_text(_bad_text(case))
     schema = in_process_project / "workflow" / "schemas" / "config.schema.yaml"
-    problems = config_problems(
-        load_configfile("config/config.yaml"),
-        schema,
-        ["config/config.yaml"],
-        fill_defaults=lambda c: validate(c, str(schema), set_default=True),
-    )
-    message = problems_message(problems, ["config/config.yaml"])
-    assert problems, f"{case} was accepted"
+    with pytest.raises(ConfigError) as refused:
+        load(load_configfile("config/config.yaml"), ["config/config.yaml"], schema)
+    message = str(refused.value)
+    assert message.startswith("Invalid config (from config/config.yaml); nothing was run:"), message
     for needle in BAD_CONFIGS[case][1]:
         assert needle in message, f"message lacks {needle!r}:\n{message}"
 
 
 def test_the_tiny_and_default_configs_are_valid(in_process_project, monkeypatch):
     from snakemake.common.configfile import load_configfile
-    from snakemake.utils import validate
 
-    from study.configcheck import config_problems
+    from study.config import load
 
     monkeypatch.chdir(in_process_project)
     schema = in_process_project / "workflow" / "schemas" / "config.schema.yaml"
-    for f in (TINY, ROOT / "config" / "config.yaml"):
-        cfg = load_configfile(f)
-        assert config_problems(cfg, schema, [f], lambda c: validate(c, str(schema), set_default=True)) == [], f
+    for f in (TINY, ROOT / "config" / "config.yaml", ROOT / "config" / "paper.yaml"):
+        load(load_configfile(f), [f], schema)  # raises ConfigError if refused
+
+
+# Refused by the workflow, by study.inprocess and by study.plan with one message:
+# schema, semantic and figure checks, and a templated file.
+GATE_CASES = [
+    "unknown_penalty",
+    "misspelt_nested_key",
+    "s_greater_than_n",
+    "nothing_to_train",
+    "figure_slice_off_grid",
+    "figure_lam_off_grid",
+    "yte_template",
+]
+
+
+@pytest.mark.parametrize("case", GATE_CASES)
+def test_a_config_the_workflow_refuses_is_refused_everywhere(tmp_path, monkeypatch, case):
+    from study.config import ConfigError
+    from study.inprocess import load_config
+
+    work = copy_project(tmp_path / "project")
+    (work / "config" / "config.yaml").write_text(_bad_text(case))
+    workflow = output(run_snakemake(work, "--dry-run", configfile="config/config.yaml", check=False))
+    plan = subprocess.run(
+        [sys.executable, "-m", "study.plan", "config/config.yaml"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(work / "scripts")},
+    )
+    monkeypatch.chdir(work)
+    with pytest.raises(ConfigError) as refused:
+        load_config("config/config.yaml")
+    message = str(refused.value)
+    for needle in BAD_CONFIGS[case][1]:
+        assert needle in message, f"message lacks {needle!r}:\n{message}"
+    assert message in workflow, f"snakemake said otherwise:\n{workflow}\nin-process:\n{message}"
+    assert "Building DAG" not in workflow, workflow
+    assert plan.returncode != 0 and plan.stderr.strip() == message, plan.stdout + plan.stderr
 
 
 @pytest.mark.parametrize("case", SNAKEMAKE_CASES)
@@ -401,7 +451,7 @@ def interrupt_mid_training(workdir: Path, sig: int, *targets) -> None:
 
 def assert_no_half_written_outputs(workdir: Path) -> None:
     """Every netCDF file under its final name is complete: it opens and matches its checksum."""
-    from study.io import open_checked
+    from study.ncio import open_checked
 
     for f in (workdir / "results").rglob("*.nc"):
         open_checked(f)
@@ -509,6 +559,13 @@ def pdf_text(path: Path) -> str:
     return "".join(out)
 
 
+def registered_figures() -> list[str]:
+    """The figures the workflow must draw (every one is enabled by default)."""
+    from study.figures.registry import FIGURES
+
+    return list(FIGURES)
+
+
 @pytest.fixture(scope="module")
 def diverged_study(tmp_path_factory) -> Path:
     """The tiny study with a blow-up step size in the grid, run to the end."""
@@ -532,7 +589,7 @@ def test_blow_up_limit_search_is_quick():
 
 
 def test_diverged_runs_are_flagged_in_the_datasets(diverged_study):
-    from study.io import open_checked
+    from study.ncio import open_checked
 
     for rel in DATASETS:
         ds = open_checked(diverged_study / rel)
@@ -559,8 +616,7 @@ def test_study_with_diverged_runs_completes_and_figures_say_so(diverged_study):
         run_snakemake(diverged_study, "--dry-run", "--cores", "2", configfile=diverged_study / "diverge.yaml")
     )
     figures = sorted((diverged_study / "results" / "figures").glob("*.pdf"))
-    if not figures:
-        pytest.skip("the workflow draws no figures")
+    assert [p.stem for p in figures] == sorted(registered_figures()), "a registered figure was not drawn"
     for pdf in figures:
         assert pdf.read_bytes()[:5] == b"%PDF-"
         assert pdf.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -575,7 +631,9 @@ def test_figures_of_a_slice_where_every_run_diverged_render(diverged_study, tmp_
     (work / "all_diverged.yaml").write_text(yaml.safe_dump(cfg))
     proc = run_snakemake(work, "--cores", "2", configfile=work / "all_diverged.yaml", check=False)
     assert proc.returncode == 0, output(proc)[-3000:]
-    for pdf in sorted((work / "results" / "figures").glob("*.pdf")):
+    figures = sorted((work / "results" / "figures").glob("*.pdf"))
+    assert [p.stem for p in figures] == sorted(registered_figures()), "a registered figure was not drawn"
+    for pdf in figures:
         assert "diverged" in pdf_text(pdf), pdf.name
 
 
@@ -668,7 +726,7 @@ def test_runaway_allocation_fails_at_once_not_the_machine(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
         "import numpy as np\n"
-        "from study.io import enforce_resources\n"
+        "from study.jobs import enforce_resources\n"
         "enforce_resources('train', {'n': 8}, mem_mb=200, runtime=1)\n"
         "x = np.ones(10**12)  # 8 TB\n"
     )
@@ -687,7 +745,7 @@ def test_memory_watchdog_stops_a_growing_job(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
         "import numpy as np\n"
-        "from study.io import enforce_resources\n"
+        "from study.jobs import enforce_resources\n"
         "enforce_resources('make_data', {}, mem_mb=300)\n"
         "blocks = []\n"
         "for _ in range(100):\n"
@@ -708,7 +766,7 @@ def test_a_job_that_swallows_the_stop_still_fails(tmp_path, runs_on):
     script = tmp_path / "job.py"
     script.write_text(
         "import time\n"
-        "from study.io import enforce_resources\n"
+        "from study.jobs import enforce_resources\n"
         "enforce_resources('train', {}, runtime=1)\n"
         f"for _ in range({10**6 if runs_on else 5}):\n"
         "    try:\n"

@@ -12,11 +12,10 @@ import pytest
 from sklearn.datasets import load_digits
 
 from study import digits as SD
-from study.configcheck import config_problems
+from study.config import ConfigError, load
 from study.inprocess import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 TINY = ROOT / ".test" / "config" / "config.yaml"
 
 
@@ -55,13 +54,12 @@ def test_split_has_no_overlap_and_uses_training_statistics(tiny, digits):
 
 
 def check(cfg):
-    return config_problems(cfg, SCHEMA, fill_defaults=lambda c: load_config_defaults(c))
-
-
-def load_config_defaults(cfg):
-    from snakemake.utils import validate
-
-    validate(cfg, str(SCHEMA), set_default=True)
+    """The config gate's problems with ``cfg`` ([] if it passes)."""
+    try:
+        load(cfg)
+    except ConfigError as err:
+        return err.problems
+    return []
 
 
 @pytest.mark.parametrize(
@@ -115,7 +113,8 @@ def test_one_cell_and_the_figure(tiny, digits, tmp_path):
     assert float(ds["acc_relu"].min()) > 0.4 and float(ds["acc_dense"].min()) > 0.4
     assert ds.attrs["Conventions"] == "CF-1.8"
 
-    from study import fig_digits, style
+    from study import style
+    from study.figures import digits as fig_digits
 
     fig = fig_digits.draw({"digits": ds}, lam=None, filters_shown=3)
     png, pdf = tmp_path / "digits.png", tmp_path / "digits.pdf"

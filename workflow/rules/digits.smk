@@ -1,7 +1,8 @@
 # ---- digits: sparse-filter binary networks on the bundled 8x8 digits (issue 12) ----
 # data (every seed's split, standardised, cached) -> one training job per seed
 # (the whole penalty x lam x ste grid and the baselines batched) -> one dataset
-# -> figure. What the figure shows: docs/figures.md, section digits.
+# -> figure (rule fig_digits, generated in figures.smk from the figures
+# registry). What the figure shows: docs/figures.md, section digits.
 # Paths and helpers: digits_common.smk.
 
 
@@ -60,38 +61,3 @@ rule digits_aggregate:
     script:
         "../../scripts/digits_aggregate.py"
 
-
-rule fig_digits:
-    input:
-        datasets=[f"{RESULTS}/datasets/digits.nc"],
-        code=[str(STUDY_CODE / "style.py"), str(STUDY_CODE / "fig_digits.py")],
-    output:
-        png=report(
-            f"{RESULTS}/figures/digits.png",
-            caption="../report/digits.rst",
-            category="9. Real images",
-            subcategory="Digits: accuracy versus filter sparsity",
-            labels={"figure": "digits", "format": "PNG"},
-        ),
-        pdf=report(
-            f"{RESULTS}/figures/digits.pdf",
-            caption="../report/digits.rst",
-            category="9. Real images",
-            subcategory="Digits: accuracy versus filter sparsity",
-            labels={"figure": "digits", "format": "PDF"},
-        ),
-    log:
-        f"{LOGS}/fig_digits.log",
-    benchmark:
-        f"{BENCH}/fig_digits.tsv"
-    localrule: True
-    conda:
-        "../envs/study.yaml"
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    params:
-        figure=figure_params("digits"),
-        dpi=config["figures"]["dpi"],
-    script:
-        "../../scripts/plot_digits.py"

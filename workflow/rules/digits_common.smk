@@ -8,16 +8,6 @@ def digits_train_files():
     return [DIGITS_TRAIN.format(seed=s) for s in config["digits"]["seeds"]]
 
 
-def digits_all():
-    """The digits dataset and figure, if the config enables them."""
-    if not config["digits"]["enabled"]:
-        return []
-    out = [f"{RESULTS}/datasets/digits.nc"]
-    if config["figures"]["digits"]["enabled"]:
-        out += [f"{RESULTS}/figures/digits.{ext}" for ext in ("png", "pdf")]
-    return out
-
-
 def digits_data_params():
     """What the split depends on (the training keys do not re-split)."""
     d = config["digits"]

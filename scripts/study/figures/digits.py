@@ -1,10 +1,9 @@
 """Figure digits: test accuracy versus filter sparsity on the 8x8 digits, and
 the learned sparse filters (issue 12).
 
-The figures-package shape: ``draw(datasets, **params) -> Figure`` with
-``datasets["digits"]`` the aggregated digits dataset and ``params`` the block
-``figures.digits`` without ``enabled``. (To become
-``scripts/study/figures/digits.py`` once that package lands.)
+Reads ``datasets["digits"]`` (results/datasets/digits.nc, no ``step`` or
+``status``: every run trains a fixed number of steps); ``params`` is the block
+``figures.digits`` without ``enabled``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,9 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from . import style
+from study import style
+
+from .stats import BAND
 
 REFERENCE = {
     "acc_relu": ("float ReLU (ceiling)", style.OKABE_ITO["vermillion"], "--"),
@@ -92,7 +93,7 @@ def draw(datasets: dict[str, xr.Dataset], lam=None, filters_shown: int = 8) -> F
                 style="penalty",
                 markers=style.PENALTY_MARKER,
                 dashes=False,
-                errorbar=("pi", 95),
+                errorbar=BAND,
                 err_kws={"alpha": style.BAND_ALPHA, "linewidth": 0},
                 ax=ax,
                 legend=False,
