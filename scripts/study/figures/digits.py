@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 
 from study import style
 
+from .select import default_value, fix_new_dims
 from .stats import BAND
 
 REFERENCE = {
@@ -30,11 +31,6 @@ PANELS = (
     ("acc_w", None, "with filters $w$"),
     ("acc_u_finetuned", "acc_prune_finetuned", "$u$ after readout fine-tuning"),
 )
-
-
-def _ste(ds: xr.Dataset) -> str:
-    stes = list(ds["ste"].values)
-    return "relu" if "relu" in stes else stes[0]
 
 
 def _tidy(ds: xr.Dataset, var: str) -> pd.DataFrame:
@@ -67,8 +63,9 @@ def draw(datasets: dict[str, xr.Dataset], lam=None, filters_shown: int = 8) -> F
         Filters drawn per penalty (the first ones of the first seed).
     """
     ds = datasets["digits"]
-    ste = _ste(ds)
-    d = ds.sel(ste=ste)
+    ste = default_value(ds, "ste")  # relu if on the grid, else the first
+    # A dimension this figure does not know yet (a baseline `method`) shows its first value.
+    d = fix_new_dims(ds.sel(ste=ste), known=("penalty", "lam", "filter"))
     panels = [p for p in PANELS if p[0] in d]
     pens = list(d["penalty"].values)
     shown = min(int(filters_shown), d.sizes["filter"])

@@ -72,7 +72,7 @@ FIGURES: dict[str, Figure] = {
         ("two_layer",),
         ("draw", "select", "stats"),
     ),
-    "digits": Figure("10. Real images", "Digits: accuracy versus filter sparsity", ("digits",), ("stats",)),
+    "digits": Figure("10. Real images", "Digits: accuracy versus filter sparsity", ("digits",), ("select", "stats")),
 }
 
 # What the figure script requires of each dataset it opens (variables,
@@ -82,7 +82,7 @@ REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "population": (("status",), ("step",)),
     "empirical": (("status",), ("step",)),
     "two_layer": (("status",), ("step",)),
-    "digits": (("acc_u", "acc_w", "sparsity", "u", "acc_relu", "acc_dense"), ("seed",)),
+    "digits": (("acc_u", "acc_w", "sparsity", "u", "acc_relu", "acc_dense"), ("seed", "penalty", "lam", "ste")),
 }
 
 
