@@ -60,4 +60,3 @@ rule digits_aggregate:
         "../envs/study.yaml"
     script:
         "../../scripts/digits_aggregate.py"
-
