@@ -10,7 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
-from study.io import open_checked, start_job  # noqa: E402
+from study.jobs import start_job  # noqa: E402
+from study.ncio import open_checked  # noqa: E402
 
 start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
 

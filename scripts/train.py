@@ -4,7 +4,9 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # this checkout's library, even if another copy is installed
 
-from study.io import open_checked, provenance, start_job, write_netcdf  # noqa: E402
+from study.jobs import start_job  # noqa: E402
+from study.ncio import open_checked, write_netcdf  # noqa: E402
+from study.provenance import provenance  # noqa: E402
 
 start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
 

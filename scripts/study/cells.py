@@ -1,5 +1,5 @@
 """One cell of the study (n, k, seed): its data, predicted limits and training
-runs, as labelled xarray datasets. No file I/O here (see ``study.io``)."""
+runs, as labelled xarray datasets. No file I/O here (see ``study.ncio``)."""
 
 from __future__ import annotations
 

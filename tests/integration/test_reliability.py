@@ -98,9 +98,9 @@ def output(proc) -> str:
 
 def test_the_library_under_test_is_this_checkout():
     import rvscgd
-    import study.io
+    import study.jobs
 
-    for module in (study.io, rvscgd):
+    for module in (study.jobs, rvscgd):
         assert Path(module.__file__).resolve().is_relative_to(ROOT / "scripts"), module.__file__
 
 
@@ -396,7 +396,7 @@ def interrupt_mid_training(workdir: Path, sig: int, *targets) -> None:
 
 def assert_no_half_written_outputs(workdir: Path) -> None:
     """Every netCDF file under its final name is complete: it opens and matches its checksum."""
-    from study.io import open_checked
+    from study.ncio import open_checked
 
     for f in (workdir / "results").rglob("*.nc"):
         open_checked(f)
@@ -534,7 +534,7 @@ def test_blow_up_limit_search_is_quick():
 
 
 def test_diverged_runs_are_flagged_in_the_datasets(diverged_study):
-    from study.io import open_checked
+    from study.ncio import open_checked
 
     for rel in DATASETS:
         ds = open_checked(diverged_study / rel)
@@ -671,7 +671,7 @@ def test_runaway_allocation_fails_at_once_not_the_machine(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
         "import numpy as np\n"
-        "from study.io import enforce_resources\n"
+        "from study.jobs import enforce_resources\n"
         "enforce_resources('train', {'n': 8}, mem_mb=200, runtime=1)\n"
         "x = np.ones(10**12)  # 8 TB\n"
     )
@@ -690,7 +690,7 @@ def test_memory_watchdog_stops_a_growing_job(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
         "import numpy as np\n"
-        "from study.io import enforce_resources\n"
+        "from study.jobs import enforce_resources\n"
         "enforce_resources('make_data', {}, mem_mb=300)\n"
         "blocks = []\n"
         "for _ in range(100):\n"
@@ -711,7 +711,7 @@ def test_a_job_that_swallows_the_stop_still_fails(tmp_path, runs_on):
     script = tmp_path / "job.py"
     script.write_text(
         "import time\n"
-        "from study.io import enforce_resources\n"
+        "from study.jobs import enforce_resources\n"
         "enforce_resources('train', {}, runtime=1)\n"
         f"for _ in range({10**6 if runs_on else 5}):\n"
         "    try:\n"
