@@ -118,8 +118,10 @@ def registry_of(work):
     """The figure registry of a copied study (importable without matplotlib)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("registry", work / "scripts" / "study" / "figures" / "registry.py")
+    name = f"registry_of_{abs(hash(str(work)))}"
+    spec = importlib.util.spec_from_file_location(name, work / "scripts" / "study" / "figures" / "registry.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
