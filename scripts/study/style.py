@@ -293,6 +293,7 @@ def save(fig, png, pdf, dpi: int = DPI) -> None:
     mark_empty_log_axes(fig)
     for path in (png, pdf):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(png, dpi=dpi, metadata={"Software": None})
-    fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    with context():  # the save-time settings (pdf.fonttype: TrueType) apply only while saving
+        fig.savefig(png, dpi=dpi, metadata={"Software": None})
+        fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
     plt.close(fig)
