@@ -63,10 +63,11 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
     ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "relu coarse-gradient constant c(k)"})
+    relative = config["grid"]["lam_units"] == "relative_to_c"
     ds["lam"].attrs.update(
-        long_name="penalty weight lambda as configured",
+        long_name="penalty weight lambda as configured" + (", in units of c(k)" if relative else ""),
         lam_units=config["grid"]["lam_units"],
-        units="1" if config["grid"]["lam_units"] == "absolute" else "c(k)",
+        units="1",  # dimensionless either way; c(k) is no UDUNITS unit (the long_name says it)
     )
     ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
     ds["eta"].attrs.update(long_name="step size eta", units="1")
@@ -91,7 +92,15 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         mode=mode,
         lam_units=config["grid"]["lam_units"],
         title=f"RVSCGD study, {mode} mode",
-        Conventions="CF-1.8",
-        source="Dinh & Xin, arXiv:1901.09731, reproduced with the rvscgd study workflow",
     )
-    return ds
+    return sort_grid(ds)
+
+
+def sort_grid(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every numeric dimension coordinate in increasing order,
+    whatever order the config lists the values in (CF: coordinates are
+    monotonic). Labels and values move together; boolean flags
+    (``normalise``) and names (``penalty``, ``ste``) keep the config's order."""
+    dims = [d for d in ds.dims if d in ds.coords and ds[d].dtype.kind in "iuf"]
+    unsorted = [d for d in dims if ds.sizes[d] > 1 and not bool((ds[d].diff(d) > 0).all())]
+    return ds.sortby(unsorted) if unsorted else ds
