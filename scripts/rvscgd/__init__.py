@@ -7,6 +7,7 @@ Public names (stable; see each docstring):
 - penalties: ``prox``, ``penalty_value``, ``threshold``
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
+- rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 """
 
 from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
@@ -22,6 +23,7 @@ from .model import (
     population_loss,
 )
 from .penalties import PENALTIES, penalty_value, prox, threshold
+from .rates import linear_rate, predicted_steps
 
 __version__ = "0.1.0"
 
@@ -39,10 +41,12 @@ __all__ = [
     "coarse_gradient",
     "expected_coarse_gradient",
     "forward",
+    "linear_rate",
     "log_record_steps",
     "make_runs",
     "make_teacher",
     "penalty_value",
+    "predicted_steps",
     "population_loss",
     "predicted_limit",
     "prox",

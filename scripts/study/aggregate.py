@@ -88,9 +88,12 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         "predicted_support_exact": "1 if supp(u_bar) == supp(w*)",
     }.items():
         ds[name].attrs.update(long_name=long, units="1")
+    # Facts the figures need, carried by the data (not read back from the provenance config).
     ds.attrs.update(
         mode=mode,
         lam_units=config["grid"]["lam_units"],
+        tl1_a=float(config["grid"]["tl1_a"]),
+        tol=float(config[mode]["tol"]),
         title=f"RVSCGD study, {mode} mode",
     )
     return sort_grid(ds)

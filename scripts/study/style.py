@@ -198,6 +198,25 @@ def note(ax, text: str, loc: str = "lower left"):
     )
 
 
+def below(ax, text: str):
+    """A small remark under a panel, below its x label: counts that a box inside
+    the panel would draw over the data (constrained layout makes room)."""
+    if not text:
+        return
+    ax.annotate(
+        text,
+        xy=(0.5, 0),
+        xycoords="axes fraction",
+        xytext=(0, -26),
+        textcoords="offset points",
+        ha="center",
+        va="top",
+        fontsize=6,
+        color="0.2",
+        annotation_clip=False,
+    )
+
+
 def figure_note(fig, text: str):
     """A remark under the whole figure (what was excluded, which slice is shown)."""
     if text:

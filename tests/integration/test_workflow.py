@@ -114,17 +114,56 @@ def test_changing_empirical_settings_retrains_only_empirical(tiny_study, tmp_pat
     assert jobs.get("aggregate") == 1
 
 
-def test_editing_a_figure_script_rerenders_only_that_figure(tiny_study, tmp_path):
-    work = clone_study(tiny_study, tmp_path / "w")
-    plots = sorted((work / "scripts").glob("plot_*.py"))
-    if not plots:
-        pytest.skip("no figure scripts yet")
-    target = plots[0]
-    target.write_text(target.read_text() + "\n# restyled\n")
+def registry_of(work):
+    """The figure registry of a copied study (importable without matplotlib)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("registry", work / "scripts" / "study" / "figures" / "registry.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def figure_jobs(work):
     jobs = dry_run_jobs(work)
-    figure_jobs = {rule: n for rule, n in jobs.items() if rule.startswith("fig_")}
-    assert figure_jobs == {f"fig_{target.stem.removeprefix('plot_')}": 1}, jobs
-    assert not {"make_data", "train", "aggregate"} & set(jobs)
+    assert not {"make_data", "train", "aggregate"} & set(jobs), jobs
+    return {rule: n for rule, n in jobs.items() if rule.startswith("fig_")}
+
+
+def test_every_registered_figure_is_drawn(tiny_study):
+    names = registry_of(tiny_study).FIGURES
+    assert len(names) == 10
+    for name in names:
+        for ext in ("png", "pdf"):
+            assert (tiny_study / "results" / "figures" / f"{name}.{ext}").stat().st_size > 5_000, (name, ext)
+
+
+def test_editing_a_figure_module_rerenders_only_that_figure(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    target = work / "scripts" / "study" / "figures" / "convergence.py"
+    target.write_text(target.read_text() + "\n# restyled\n")
+    assert figure_jobs(work) == {"fig_convergence": 1}
+
+
+def test_editing_a_shared_module_rerenders_exactly_its_users(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    reg = registry_of(work)
+    users = {f"fig_{name}": 1 for name in reg.FIGURES if "compare" in reg.modules(name)}
+    assert users == {"fig_ste": 1, "fig_normalisation": 1}  # the registry's own claim, checked by the unit test
+    target = work / "scripts" / "study" / "figures" / "compare.py"
+    target.write_text(target.read_text() + "\n# restyled\n")
+    assert figure_jobs(work) == users
+    # Restyling re-renders every figure.
+    style = work / "scripts" / "study" / "style.py"
+    style.write_text(style.read_text() + "\n# restyled\n")
+    assert figure_jobs(work) == {f"fig_{name}": 1 for name in reg.FIGURES}
+
+
+def test_a_copied_study_does_not_rerender(tiny_study, tmp_path):
+    """Code inputs are recorded by relative path: a study moved elsewhere is up to date."""
+    work = clone_study(tiny_study, tmp_path / "elsewhere" / "deeper")
+    proc = run_snakemake(work, "--dry-run", "--cores", "1")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 def test_lint_and_format():

@@ -1,9 +1,16 @@
-"""Every figure renders from a small in-process study (no workflow run), and
-the figures' own computations hold: the linear-rate prediction of the
-scaling figure, the exclusion and reporting of diverged runs, the statement
-that multiple limits never happened, and slices that are not on the grid."""
+"""Every registered figure renders from a small in-process study (no workflow
+run), the registry matches the figure sources, and the figures' own
+computations hold: the exclusion and reporting of diverged runs, the statement
+that multiple limits never happened, slices that are not on the grid, dataset
+dimensions no figure knows yet. (The linear-rate theory is tested in
+test_rates.py.)"""
 
 from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +18,12 @@ import xarray as xr
 import yaml
 
 import rvscgd
-from study import figures, style
+from study import style
+from study.figures import registry, select, stats
+from study.figures.registry import FIGURES, figure_params
 from study.inprocess import build_datasets, load_config
+
+PACKAGE = Path(registry.__file__).parent
 
 # Small but complete: every dimension a figure facets over has two values
 # where the figure needs them (two n, two k, two seeds, two STEs, with and
@@ -53,11 +64,54 @@ def figure_text(fig) -> str:
     return "\n".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
 
 
-@pytest.mark.parametrize("name", figures.FIGURES)
+def draw(name, datasets, **params):
+    return importlib.import_module(f"study.figures.{name}").draw(datasets, **params)
+
+
+def package_imports(module: str) -> set[str]:
+    """The sibling modules of the package that ``module``'s source imports (ast)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                out.add(node.module.split(".")[0])
+            else:
+                out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("study.figures"):
+            rest = node.module.split(".")[2:]
+            out.update(rest[:1] if rest else [alias.name for alias in node.names])
+    return out
+
+
+def test_every_figure_module_is_registered():
+    """A figure module the registry does not list (or an entry without a module) fails."""
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "registry"} - set(registry.SHARED)
+    assert modules == set(FIGURES)
+    for name in FIGURES:
+        assert (PACKAGE.parents[2] / "workflow" / FIGURES[name].caption(name)).is_file(), name
+
+
+@pytest.mark.parametrize("name", [*FIGURES, *registry.SHARED])
+def test_registry_lists_the_shared_modules_each_source_imports(name):
+    declared = FIGURES[name].uses if name in FIGURES else registry.SHARED[name]
+    assert package_imports(name) == set(declared), name
+
+
+def test_registry_imports_without_plotting_libraries():
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import study.figures.registry; "
+        "bad = {'matplotlib', 'seaborn', 'xarray'} & set(sys.modules); assert not bad, bad"
+    )
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", code, str(PACKAGE.parents[1])], check=True)
+
+
+@pytest.mark.parametrize("name", FIGURES)
 def test_every_figure_renders_png_and_pdf(study, name, tmp_path):
     config, datasets = study
-    params = figures.figure_params(config["figures"], name)
-    fig = getattr(figures, name)(datasets, **params)
+    fig = draw(name, datasets, **figure_params(config["figures"], name))
     png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
     style.save(fig, png, pdf, dpi=config["figures"]["dpi"])
     data = png.read_bytes()
@@ -72,7 +126,7 @@ def test_every_figure_renders_png_and_pdf(study, name, tmp_path):
 
 def test_config_lists_every_figure(study):
     config, _ = study
-    assert set(figures.FIGURES) <= set(config["figures"])
+    assert set(FIGURES) <= set(config["figures"])
 
 
 def test_figures_draw_from_one_mode_only(study):
@@ -80,10 +134,10 @@ def test_figures_draw_from_one_mode_only(study):
     config, datasets = study
     for mode in ("population", "empirical"):
         only = {mode: datasets[mode]}
-        for name in figures.FIGURES:
-            params = figures.figure_params(config["figures"], name)
+        for name in FIGURES:
+            params = figure_params(config["figures"], name)
             params.pop("mode", None)
-            fig = getattr(figures, name)(only, **params)
+            fig = draw(name, only, **params)
             assert fig.axes
             style.plt.close(fig)
 
@@ -93,18 +147,18 @@ def test_diverged_runs_are_excluded_and_reported(study):
     pop = datasets["population"].copy(deep=True)
     run = {"n": 8, "k": 2, "seed": 0, "penalty": "l1", "lam": 0.05, "beta": 0.02, "eta": 1.0, "ste": "relu"}
     for normalise in (True, False):
-        pop["status"].loc[dict(run, normalise=normalise)] = figures.DIVERGED
+        pop["status"].loc[dict(run, normalise=normalise)] = stats.DIVERGED
     for var in ("angle_w", "angle_u", "loss", "sparsity_u", "dist_wbar"):
         pop[var].loc[dict(run, normalise=True)] = np.nan
-    fig = figures.convergence({"population": pop}, slice={"n": 8, "k": 2})
+    fig = draw("convergence", {"population": pop}, slice={"n": 8, "k": 2})
     assert "1 of 4 runs diverged, excluded" in figure_text(fig)  # 2 seeds x 2 lambdas of l1
-    fig = figures.normalisation({"population": pop}, slice={"n": 8, "k": 2}, lam=0.05, penalties=["l1"])
+    fig = draw("normalisation", {"population": pop}, slice={"n": 8, "k": 2}, lam=0.05, penalties=["l1"])
     assert "2 of 4 runs diverged, excluded" in figure_text(fig)  # 2 seeds x 2 normalise
     # the mean skips the diverged seed: it equals the other seed's trace
     both_seeds = {key: value for key, value in run.items() if key != "seed"}
     trace = pop["angle_w"].sel(dict(both_seeds, normalise=True))
     status = pop["status"].sel(dict(both_seeds, normalise=True))
-    mean = figures.seed_stats(trace.where(status != figures.DIVERGED))[0]
+    mean = stats.seed_stats(trace.where(status != stats.DIVERGED))[0]
     assert np.allclose(mean.values, trace.sel(seed=1).values)
 
 
@@ -112,7 +166,7 @@ def test_multiple_limits_says_when_it_never_happened(study):
     _, datasets = study
     pop = datasets["population"].copy(deep=True)
     pop["n_limits"] = pop["n_limits"].clip(max=1)
-    fig = figures.multiple_limits({"population": pop})
+    fig = draw("multiple_limits", {"population": pop})
     assert "never happened" in figure_text(fig)
 
 
@@ -125,8 +179,9 @@ def test_multiple_limits_draws_the_share_of_every_limit(study, tmp_path):
     first = (pop["limit_share"].fillna(1) * starts).round()
     counts = xr.concat([first, starts - first, xr.zeros_like(first)], dim="limit")
     pop["limit_counts"] = counts.where(pop["n_limits"] > 0, 0).astype(int)
+    pop["limit_counts"].attrs["n_starts"] = starts
     pop["n_limits"] = xr.where(pop["n_limits"] > 0, 2, 0)  # every search: two fixed points
-    fig = figures.multiple_limits({"population": pop})
+    fig = draw("multiple_limits", {"population": pop})
     assert "share of starts reaching each fixed point" in figure_text(fig)
     style.save(fig, tmp_path / "m.png", tmp_path / "m.pdf", dpi=60)
 
@@ -145,11 +200,11 @@ def test_aggregated_limit_counts_cover_every_start(study):
 def test_slice_off_the_grid_is_an_error(study):
     _, datasets = study
     with pytest.raises(ValueError, match="beta=0.3"):
-        figures.convergence(datasets, slice={"beta": 0.3})
+        draw("convergence", datasets, slice={"beta": 0.3})
     with pytest.raises(ValueError, match="unknown keys"):
-        figures.resolve(datasets["population"], {"beta_": 0.02})
+        select.resolve(datasets["population"], {"beta_": 0.02})
     with pytest.raises(ValueError, match="lam=0.5"):
-        figures.ste(datasets, lam=0.5)
+        draw("ste", datasets, lam=0.5)
 
 
 def test_default_slice():
@@ -163,7 +218,7 @@ def test_default_slice():
             "batch_size": [64, 256],
         }
     )
-    assert figures.resolve(ds, None) == {
+    assert select.resolve(ds, None) == {
         "n": 16,
         "k": 2,
         "beta": 0.05,
@@ -171,65 +226,46 @@ def test_default_slice():
         "normalise": True,
         "batch_size": 256,
     }
-    assert figures.resolve(ds, {"n": 8, "beta": 0.01})["beta"] == 0.01
-
-
-def _limit_of_run(penalty, lam_rel, n=10, k=3, beta=0.04, eta=1.0):
-    rng = np.random.default_rng(3)
-    w_star = rvscgd.make_teacher(n, 3, rng, 0.2)
-    w0 = rng.standard_normal(n)
-    c = rvscgd.coarse_constant(k)
-    runs = rvscgd.make_runs(penalty, lam_rel * c, beta, eta)
-    # the limit this run reaches (to machine precision after 3000 steps)
-    w_bar = rvscgd.train(w_star, w0, k, runs, "population", max_steps=3000, tol=0.0).w_final[0]
-    return w_star, w0, k, c, runs, w_bar, beta, eta
-
-
-@pytest.mark.parametrize("penalty,lam", [("l1", 0.0), ("l1", 0.05), ("l0", 0.05), ("tl1", 0.05), ("l1", 0.5)])
-def test_linear_rate_is_the_spectral_radius_of_one_step(penalty, lam):
-    """linear_rate equals the spectral radius of the Jacobian of one population
-    step of the engine at the limit, by central differences on the tangent space."""
-    w_star, _, k, c, runs, w_bar, beta, eta = _limit_of_run(penalty, lam)
-    n = w_bar.size
-    q, _ = np.linalg.qr(np.column_stack([w_bar, np.eye(n)]))
-    Q = q[:, 1:n]
-    h = 1e-6
-
-    def step(w):
-        return rvscgd.train(w_star, w, k, runs, "population", max_steps=1, tol=0.0).w_final[0]
-
-    J = np.column_stack([Q.T @ (step(w_bar + h * Q[:, i]) - step(w_bar - h * Q[:, i])) / (2 * h) for i in range(n - 1)])
-    expected = np.max(np.abs(np.linalg.eigvals(J)))
-    assert figures.linear_rate(w_bar, w_star, c, lam * c, beta, eta, penalty) == pytest.approx(expected, abs=1e-6)
-    if lam == 0:
-        assert expected == pytest.approx(1 - eta * c, abs=1e-6)
-
-
-@pytest.mark.parametrize("penalty,lam", [("l1", 0.0), ("l1", 0.05)])
-def test_linear_rate_matches_the_population_dynamics(penalty, lam):
-    """Where the slowest mode dominates, ||w^t - w_bar|| shrinks by the predicted rate per step."""
-    w_star, w0, k, c, runs, w_bar, beta, eta = _limit_of_run(penalty, lam)
-    rho = figures.linear_rate(w_bar, w_star, c, lam * c, beta, eta, penalty)
-    steps = np.arange(3001)
-    d = rvscgd.train(
-        w_star, w0, k, runs, "population", max_steps=3000, tol=0.0, record_steps=steps, w_ref=w_bar[None, :]
-    ).dist_ref[0]
-    window = np.flatnonzero((d > 1e-10) & (d < 1e-4))
-    assert window.size > 20
-    measured = np.exp(np.polyfit(window, np.log(d[window]), 1)[0])
-    assert measured == pytest.approx(rho, abs=2e-4)
+    assert select.resolve(ds, {"n": 8, "beta": 0.01})["beta"] == 0.01
 
 
 def test_predicted_steps_of_plain_cgd_match_the_runs(study):
     """Plain CGD in population mode stops within 2% of the predicted step count."""
     config, datasets = study
     pop = datasets["population"].sel(lam=0.0, beta=0.02, eta=1.0, ste="relu", normalise=True, penalty="l1")
-    tol = config["population"]["tol"]
+    tol = pop.attrs["tol"]
+    assert tol == config["population"]["tol"]
     rho = 1 - pop["c"]  # eta = 1, relu
-    theta0 = figures.vector_angle(pop["w0"], pop["w_star"])
-    predicted = xr.apply_ufunc(figures.predicted_steps, theta0, rho, kwargs={"tol": tol})
+    theta0 = stats.vector_angle(pop["w0"], pop["w_star"])
+    predicted = xr.apply_ufunc(rvscgd.predicted_steps, theta0, rho, kwargs={"tol": tol})
     converged = pop["status"] == 0
     assert bool(converged.any())
     measured = pop["steps_run"].where(converged)
     err = np.abs(measured - predicted) / measured
     assert float(err.max()) < 0.02
+
+
+def test_datasets_carry_the_facts_figures_need(study):
+    config, datasets = study
+    for mode, ds in datasets.items():
+        assert ds.attrs["tl1_a"] == config["grid"]["tl1_a"]
+        assert ds.attrs["tol"] == config[mode]["tol"]
+        assert ds["limit_counts"].attrs["n_starts"] == 1 + config["limit"]["starts"]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_a_dimension_no_figure_knows_is_fixed_to_its_first_value(study, name):
+    """A new dataset dimension (e.g. a baseline ``method``) does not break a
+    figure: it shows the first value, and says so where it lists its slice."""
+    config, datasets = study
+    import xarray as xr
+
+    def with_method(ds):
+        other = ds.copy(deep=True)
+        out = xr.concat([ds, other], dim=xr.DataArray(["rvscgd", "baseline"], dims="method", name="method"))
+        out.attrs = ds.attrs
+        return out
+
+    fig = draw(name, {m: with_method(ds) for m, ds in datasets.items()}, **figure_params(config["figures"], name))
+    assert fig.axes
+    style.plt.close(fig)

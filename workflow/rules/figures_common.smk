@@ -1,30 +1,21 @@
 # ---- figure helpers (the rules are in figures.smk) --------------------------
-# What each figure shows and which config keys steer it: docs/figures.md.
-# Every rule reads the aggregated datasets and the shared style and plotting
-# modules (restyling re-renders every figure; editing one plot script
-# re-renders only its figure) and gets its block of config["figures"].
+# The figures and what each uses: scripts/study/figures/registry.py; what each
+# shows and which config keys steer it: docs/figures.md. A figure's rule reads
+# its datasets, its own module, the shared modules it imports and the style
+# (restyling re-renders every figure, editing a figure only that one, editing a
+# shared module the figures that use it) and gets its block of config["figures"].
+
+from study.figures.registry import (
+    FIGURES,
+    figure_params as _figure_params,
+    modules,
+)  # noqa: E402
 
 # Relative to the working directory, as Snakemake records inputs: an absolute
 # path would make a moved or copied study look changed and re-render every figure.
 STUDY_CODE = Path(os.path.relpath(Path(workflow.basedir).parent / "scripts" / "study"))
-FIGURE_CODE = [str(STUDY_CODE / "style.py"), str(STUDY_CODE / "figures.py")]
 
-# name: (report category, report subcategory); the order is the report's.
-FIGURES = {
-    "convergence": ("1. Convergence", "Angles to w* versus step"),
-    "limit_distance": ("2. The limit", "Distance to the predicted limit"),
-    "limit_prediction": ("2. The limit", "Predicted versus measured limit"),
-    "sparsity_accuracy": (
-        "3. Sparsity and accuracy",
-        "Sparsity and error versus lambda",
-    ),
-    "tradeoff": ("3. Sparsity and accuracy", "Error at matched sparsity"),
-    "support_recovery": ("4. Support recovery", "Exact support recovery"),
-    "multiple_limits": ("5. Multiple limits", "Distinct fixed points"),
-    "ste": ("6. Straight-through estimators", "Loss per STE"),
-    "scaling": ("7. Scaling", "Steps to converge versus n and k"),
-    "normalisation": ("8. Normalisation ablation", "With and without normalisation"),
-}
+
 SLICE_GRID = {
     "n": lambda: config["dims"]["n"],
     "k": lambda: config["dims"]["k"],
@@ -41,16 +32,8 @@ SLICE_GRID = {
 
 
 def figure_params(name):
-    """The figure's block of config["figures"] without `enabled`; its slice is
-    figures.slice overridden by the figure's own non-null slice keys. Same as
-    study.figures.figure_params, repeated so parsing does not import matplotlib."""
-    figs = config["figures"]
-    params = {key: value for key, value in figs[name].items() if key != "enabled"}
-    if "slice" in params:
-        merged = {k: v for k, v in figs["slice"].items() if v is not None}
-        merged.update({k: v for k, v in params["slice"].items() if v is not None})
-        params["slice"] = dict(sorted(merged.items()))
-    return dict(sorted(params.items()))  # key order of the YAML never reruns a figure
+    """The figure's block of config["figures"] (study.figures.registry.figure_params)."""
+    return _figure_params(config["figures"], name)
 
 
 def _check_figure_config():
@@ -92,19 +75,30 @@ except ValueError as err:
 
 
 def figure_datasets(name):
-    """The datasets a figure reads: the one of its `mode` if set, else every enabled mode's."""
+    """The datasets a figure reads: the one of its `mode` if set, else those of
+    its registry entry that the config enables."""
     mode = config["figures"][name].get("mode")
-    modes = [mode] if mode else enabled_modes()
-    return [f"{RESULTS}/datasets/{m}.nc" for m in modes]
+    names = (
+        [mode] if mode else [d for d in FIGURES[name].datasets if d in enabled_modes()]
+    )
+    return [f"{RESULTS}/datasets/{d}.nc" for d in names]
+
+
+def figure_code(name):
+    """The code a figure's output depends on: its module, the shared modules it
+    imports (registry.modules) and the style."""
+    return [str(STUDY_CODE / "figures" / f"{m}.py") for m in modules(name)] + [
+        str(STUDY_CODE / "style.py")
+    ]
 
 
 def figure_output(name, ext):
-    category, subcategory = FIGURES[name]
+    entry = FIGURES[name]
     return report(
         f"{RESULTS}/figures/{name}.{ext}",
-        caption=f"../report/{name}.rst",
-        category=category,
-        subcategory=subcategory,
+        caption=f"../{entry.caption(name)}",
+        category=entry.category,
+        subcategory=entry.subcategory,
         labels={"figure": name, "format": ext.upper()},
     )
 

@@ -1,0 +1,116 @@
+"""Figure 2b: predicted versus measured angle and sparsity of the sparse limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import xarray as xr
+from matplotlib.lines import Line2D
+
+from study import style
+
+from .draw import join, line_handle, penalty_handles
+from .select import GRID_DIMS, fix_new_dims, lam_values, limit_stes, modes, penalties
+from .stats import diverged, diverged_note, sparsity, vector_angle
+
+SHAPES = ("v", "s", "D", "P", "X")  # empirical batch sizes; population is "o"
+
+
+def _frame(pa, ps, ma, ms, ok) -> pd.DataFrame:
+    """Tidy (pred_angle, angle, pred_sparsity, sparsity, penalty) of the runs left after ``ok``."""
+    pa, ps, ma, ms = xr.broadcast(pa, ps, ma.where(ok), ms.where(ok))
+    df = xr.Dataset({"pred_angle": pa, "angle": ma, "pred_sparsity": ps, "sparsity": ms}).to_dataframe()
+    return df.reset_index()[["penalty", "pred_angle", "angle", "pred_sparsity", "sparsity"]]
+
+
+def draw(datasets: dict):
+    """Predicted versus measured angle(u_bar, w*) and sparsity of u_bar over the
+    whole grid (lambda > 0, normalised runs, relu/identity STE), identity line.
+    The counts of agreement and of excluded runs go under the panels, off the data."""
+    shown = modes(datasets)
+    pens = penalties(datasets[shown[0]])
+    with style.context():
+        fig, axes = style.subplots(1, 2, width=style.PAGE, height=3.6)
+        ax_a, ax_s = axes[0]
+        mode_markers = {}
+        notes, stats_lines = [], []
+        for mode in shown:
+            ds = fix_new_dims(datasets[mode], GRID_DIMS)
+            stes = limit_stes(ds)
+            if not stes or True not in ds["normalise"].values.tolist():
+                continue
+            sub = ds.sel(ste=stes, normalise=True, lam=lam_values(ds, nonzero=True))
+            pred_a = vector_angle(sub["u_bar"], sub["w_star"])
+            pred_s = sparsity(sub["u_bar"], sub["n"])
+            meas_a = vector_angle(sub["u_final"], sub["w_star"])
+            meas_s = sparsity(sub["u_final"], sub["n"])
+            valid = ~diverged(sub["status"])
+            notes.append(diverged_note(sub["status"], f"{mode} runs"))
+            if mode == "population":
+                groups = [("population", {}, "o")]
+            else:
+                bs = [int(b) for b in ds["batch_size"].values]
+                groups = [(f"empirical, $B={b}$", {"batch_size": b}, SHAPES[i % 5]) for i, b in enumerate(bs)]
+            for label, gsel, marker in groups:
+                mode_markers[label] = marker
+                df = _frame(pred_a, pred_s, meas_a.sel(**gsel), meas_s.sel(**gsel), valid.sel(**gsel))
+                for ax, x, y in ((ax_a, "pred_angle", "angle"), (ax_s, "pred_sparsity", "sparsity")):
+                    kw = {"s": 18, "linewidth": 0.7} if mode == "population" else {"s": 5, "linewidth": 0, "alpha": 0.5}
+                    sns.scatterplot(
+                        data=df.dropna(subset=[x, y]),
+                        x=x,
+                        y=y,
+                        hue="penalty",
+                        hue_order=pens,
+                        palette=style.PENALTY_COLOR,
+                        marker=marker,
+                        ax=ax,
+                        legend=False,
+                        zorder=3 if mode == "population" else 2,
+                        **kw,
+                    )
+                    if mode == "population" and ax.collections:  # open circles: the colour on the edge
+                        coll = ax.collections[-1]
+                        coll.set_edgecolors(coll.get_facecolors())
+                        coll.set_facecolors("none")
+                err = np.abs(meas_a.sel(**gsel).where(valid.sel(**gsel)) - pred_a)
+                good, total = int((err < 1e-3).sum()), int(err.count())
+                undefined = int((valid.sel(**gsel) & (meas_a.sel(**gsel).isnull() | pred_a.isnull())).sum())
+                line = f"{label}: {good}/{total} within $10^{{-3}}$ rad"
+                if undefined:
+                    line += f"; {undefined} with $u=0$"
+                stats_lines.append(line)
+        for ax, what in ((ax_a, "angle_ubar"), (ax_s, "sparsity_ubar")):
+            lims = [0, 1] if what == "sparsity_ubar" else [0, max(0.05, _axis_max(ax))]
+            ax.plot(lims, lims, color=style.PREDICTION_COLOR, ls=":", lw=0.8, zorder=1)
+            ax.set_xlim(lims)
+            ax.set_ylim(lims)
+            ax.set_aspect("equal")
+            name = style.LABEL[what]
+            ax.set_xlabel(f"predicted {name}")
+            ax.set_ylabel(f"measured {name}, last step".replace(r"\bar u", "u^t"))
+        style.panel_title(ax_a, "angle of the sparse limit", "a")
+        style.panel_title(ax_s, "sparsity of the sparse limit", "b")
+        style.below(ax_a, join(*stats_lines))
+        style.below(ax_s, join(*notes))
+        handles = [
+            Line2D([], [], color=h.get_color(), marker="o", ls="", label=h.get_label()) for h in penalty_handles(pens)
+        ]
+        handles += [
+            Line2D([], [], color="0.3", marker=m, ls="", mfc="none" if lab == "population" else "0.3", label=lab)
+            for lab, m in mode_markers.items()
+        ]
+        handles.append(line_handle("identity", ls=":"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7))
+    return fig
+
+
+def _axis_max(ax) -> float:
+    """1.05 x the largest finite point drawn on ``ax`` (1 if none)."""
+    vals = [c.get_offsets() for c in ax.collections]
+    vals = [v for v in vals if len(v)]
+    if not vals:
+        return 1.0
+    m = float(np.ma.masked_invalid(np.ma.concatenate(vals)).max())
+    return 1.05 * m if np.isfinite(m) else 1.0

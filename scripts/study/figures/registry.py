@@ -1,0 +1,89 @@
+"""Every figure of the study, importable without matplotlib, seaborn or xarray.
+
+The workflow reads this at parse time (``workflow/rules/figures.smk`` makes
+one rule per entry) and the package reads it to find a figure's module.
+An entry says where the figure goes in the report, which datasets it reads
+and which shared modules of this package its module imports: those modules
+(with what they import in turn, ``SHARED``), the figure's own module and
+``study/style.py`` are its rule's code inputs, so editing one figure
+re-renders only that figure and editing a shared module only the figures
+that use it. ``tests/unit/test_figures.py`` checks ``uses`` and ``SHARED``
+against the imports of the sources, so they cannot go stale.
+
+Adding a figure: a module ``<name>.py`` here with ``draw(datasets, **params)``,
+an entry below, a caption ``workflow/report/<name>.rst``, a section in
+``docs/figures.md`` and a block ``figures.<name>`` (with ``enabled``) in the
+config schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: report category and subcategory, the datasets it may read
+    (narrowed to its ``mode`` parameter where it has one), and the shared
+    modules of this package its module imports."""
+
+    category: str
+    subcategory: str
+    datasets: tuple[str, ...]
+    uses: tuple[str, ...]
+
+    def caption(self, name: str) -> str:
+        """The caption file, relative to ``workflow/``."""
+        return f"report/{name}.rst"
+
+
+BOTH = ("population", "empirical")
+
+# Shared modules of the package and the shared modules each imports.
+SHARED: dict[str, tuple[str, ...]] = {
+    "select": (),
+    "stats": (),
+    "draw": ("select", "stats"),
+    "compare": ("draw", "select", "stats"),
+}
+
+# The figures, in report order.
+FIGURES: dict[str, Figure] = {
+    "convergence": Figure("1. Convergence", "Angles to w* versus step", BOTH, ("draw", "select", "stats")),
+    "limit_distance": Figure("2. The limit", "Distance to the predicted limit", BOTH, ("draw", "select", "stats")),
+    "limit_prediction": Figure("2. The limit", "Predicted versus measured limit", BOTH, ("draw", "select", "stats")),
+    "sparsity_accuracy": Figure(
+        "3. Sparsity and accuracy", "Sparsity and error versus lambda", BOTH, ("draw", "select", "stats")
+    ),
+    "tradeoff": Figure("3. Sparsity and accuracy", "Error at matched sparsity", BOTH, ("draw", "select", "stats")),
+    "support_recovery": Figure("4. Support recovery", "Exact support recovery", BOTH, ("draw", "select", "stats")),
+    "multiple_limits": Figure("5. Multiple limits", "Distinct fixed points", BOTH, ("draw", "select", "stats")),
+    "ste": Figure("6. Straight-through estimators", "Loss per STE", BOTH, ("compare", "select")),
+    "scaling": Figure("7. Scaling", "Steps to converge versus n and k", BOTH, ("draw", "select", "stats")),
+    "normalisation": Figure("8. Normalisation ablation", "With and without normalisation", BOTH, ("compare", "select")),
+}
+
+
+def modules(name: str) -> list[str]:
+    """The package modules figure ``name`` runs: its own and every shared module
+    it imports, directly or through another shared module (sorted)."""
+    todo, seen = list(FIGURES[name].uses), set()
+    while todo:
+        mod = todo.pop()
+        if mod not in seen:
+            seen.add(mod)
+            todo.extend(SHARED[mod])
+    return [name, *sorted(seen)]
+
+
+def figure_params(figures_config: dict, name: str) -> dict:
+    """Keyword parameters of figure ``name`` from ``config["figures"]`` (defaults
+    filled in): its block without ``enabled``, its ``slice`` merged over
+    ``figures.slice`` key by key (non-null keys win). Keys sorted, so the YAML's
+    key order never re-renders a figure."""
+    params = {key: value for key, value in figures_config[name].items() if key != "enabled"}
+    if "slice" in params:
+        merged = {k: v for k, v in figures_config.get("slice", {}).items() if v is not None}
+        merged.update({k: v for k, v in params["slice"].items() if v is not None})
+        params["slice"] = dict(sorted(merged.items()))
+    return dict(sorted(params.items()))

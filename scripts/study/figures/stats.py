@@ -1,0 +1,142 @@
+"""Statistics over seeds and the quantities figures derive from the datasets.
+
+Status codes come from ``rvscgd.STATUS`` (the engine's vocabulary, stored as
+the ``status`` variable's ``flag_values``/``flag_meanings``): never bare numbers.
+Means and 95% bands are over seeds: the mean, and the band holding the
+central 95% of the seeds (2.5th to 97.5th percentile). Diverged runs are
+excluded from every mean and every count, and the figure says how many.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from rvscgd import STATUS
+
+CONVERGED = STATUS.index("converged")
+DIVERGED = STATUS.index("diverged")
+
+# The band of every mean over seeds (seaborn's errorbar argument): the central 95% of the seeds.
+BAND = ("pi", 95)
+
+
+def diverged(status: xr.DataArray) -> xr.DataArray:
+    return status == DIVERGED
+
+
+def converged(status: xr.DataArray) -> xr.DataArray:
+    return status == CONVERGED
+
+
+def seed_stats(da: xr.DataArray, dim: str = "seed"):
+    """Mean over ``dim`` and the band holding the central 95% of the values
+    (2.5th to 97.5th percentile, linear interpolation), skipping NaN.
+
+    Returns ``(mean, low, high, count)``; the same band as seaborn's
+    ``errorbar=("pi", 95)``. A percentile band stays inside the data (it never
+    crosses zero on a log axis); with one seed it collapses onto the mean.
+    """
+    count = da.count(dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = da.mean(dim)
+        lo = da.quantile(0.025, dim).drop_vars("quantile")
+        hi = da.quantile(0.975, dim).drop_vars("quantile")
+    return mean, lo, hi, count
+
+
+def tidy(name: str, da: xr.DataArray, keep=()) -> pd.DataFrame:
+    """A DataArray as a tidy frame (one row per value, one column per
+    dimension, ``name`` for the value) without its NaN rows: what seaborn
+    draws from. ``keep`` coordinates of size one stay as columns."""
+    da = da.rename(name)
+    drop = [c for c in da.coords if c not in da.dims and c not in keep]
+    df = da.drop_vars(drop).to_dataframe().reset_index()
+    return df[df[name].notna()]
+
+
+def n_diverged(status: xr.DataArray) -> tuple[int, int]:
+    """(diverged runs, all runs) in ``status``."""
+    return int(diverged(status).sum()), int(status.size)
+
+
+def diverged_note(status: xr.DataArray, what: str = "runs") -> str:
+    bad, total = n_diverged(status)
+    return f"{bad} of {total} {what} diverged, excluded" if bad else ""
+
+
+def teacher_density(ds: xr.Dataset) -> xr.DataArray:
+    """s/n per (n, k, seed): nonzeros of w* over n."""
+    nonzero = (ds["w_star"].fillna(0) != 0).sum("feature")
+    return nonzero / ds["n"]
+
+
+def vector_angle(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+    """Angle (rad) between two NaN-padded vectors along ``feature``; NaN if either
+    is zero or all-NaN (a diverged run). Same arctan2 form as ``rvscgd.angle``."""
+    valid = a.notnull().any("feature") & b.notnull().any("feature")
+    a0, b0 = a.fillna(0), b.fillna(0)
+    na = np.sqrt((a0 * a0).sum("feature"))
+    nb = np.sqrt((b0 * b0).sum("feature"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ua, ub = a0 / na, b0 / nb
+        dot = (ua * ub).sum("feature")
+        cross = np.sqrt(((ua - dot * ub) ** 2).sum("feature"))
+        out = xr.apply_ufunc(np.arctan2, cross, dot)
+    return out.where(valid & (na > 0) & (nb > 0))
+
+
+def sparsity(u: xr.DataArray, n: xr.DataArray) -> xr.DataArray:
+    """Fraction of exact zeros among the first n features; NaN for a diverged (all-NaN) u."""
+    return ((u == 0).sum("feature") / n).where(u.notnull().any("feature"))
+
+
+def final_metrics(sub: xr.Dataset) -> xr.Dataset:
+    """Measured (last step) and predicted sparsity and angle of the sparse weights,
+    diverged runs NaN."""
+    ok = ~diverged(sub["status"])
+    return xr.Dataset(
+        {
+            "sparsity": sparsity(sub["u_final"], sub["n"]).where(ok),
+            "angle": vector_angle(sub["u_final"], sub["w_star"]).where(ok),
+            "pred_sparsity": sparsity(sub["u_bar"], sub["n"]),
+            "pred_angle": vector_angle(sub["u_bar"], sub["w_star"]),
+            "density": teacher_density(sub),
+            "status": sub["status"],
+        }
+    )
+
+
+def u_zero_count(angle: xr.DataArray, status: xr.DataArray) -> int:
+    """Runs that did not diverge but whose angle is undefined (u = 0 at the end)."""
+    return int((angle.isnull() & ~diverged(status)).sum())
+
+
+def noise_floor(dist: xr.DataArray) -> xr.DataArray:
+    """Noise floor of ||w^t - w_bar||: the mean over the recorded steps in the
+    second half of the run (t >= max step / 2)."""
+    t = dist["step"]
+    return dist.where(t >= t.max() / 2).mean("step")
+
+
+def steps_to_reach(dist: xr.DataArray, eps: float) -> xr.DataArray:
+    """First step at which ``dist`` (recorded at log-spaced steps) is ``<= eps``,
+    interpolated log-linearly between the two recorded steps around the crossing;
+    NaN if never reached."""
+    t = dist["step"].values.astype(float)
+
+    def first(d):
+        below = np.flatnonzero(d <= eps)
+        if not below.size:
+            return np.nan
+        j = below[0]
+        if j == 0 or not (d[j - 1] > 0 and d[j] > 0):
+            return t[j]
+        f = (np.log(d[j - 1]) - np.log(eps)) / (np.log(d[j - 1]) - np.log(d[j]))
+        return t[j - 1] + f * (t[j] - t[j - 1])
+
+    return xr.apply_ufunc(first, dist, input_core_dims=[["step"]], vectorize=True)
