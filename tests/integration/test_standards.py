@@ -147,13 +147,14 @@ def test_notebook_runs_end_to_end(tiny_study, tmp_path, monkeypatch):
     _datasets(tiny_study)
     monkeypatch.setenv("STUDY_DATASETS", str(tiny_study / "results" / "datasets"))
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "scripts"))
-    monkeypatch.setenv("MPLBACKEND", "agg")
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}})
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell errors
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     tables = [o["data"]["text/plain"] for o in outputs if "data" in o and "text/plain" in o["data"]]
     assert any("recovery_rate" in t for t in tables), "the summary table was not shown"
+    pngs = [o["data"]["image/png"] for o in outputs if "data" in o and "image/png" in o["data"]]
+    assert pngs, "the figure was not shown"
 
 
 # ---- a full disk -----------------------------------------------------------------------
