@@ -10,7 +10,7 @@ Public names (stable; see each docstring):
 - rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 """
 
-from .engine import MODES, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from .engine import GRADIENT_MODES, SAMPLERS, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
     STES,
@@ -28,8 +28,9 @@ from .rates import linear_rate, predicted_steps
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODES",
+    "GRADIENT_MODES",
     "PENALTIES",
+    "SAMPLERS",
     "STATUS",
     "STES",
     "Limit",

@@ -5,14 +5,17 @@ l0, l1, tl1 x 8 lambdas x 3 betas), fresh samples each step, in run-steps per
 second (one run advanced one step = one run-step):
 
 batched
-    ``train(..., "fresh", precision="float32")`` as the pipeline calls it, for
-    ``--steps`` steps with ``tol=0`` so that no run stops (setup, traces and
-    the sampling threads included).
+    ``train(..., "fresh", precision="float32", sampler="direct")`` as the
+    pipeline called it before projection sampling, for ``--steps`` steps with
+    ``tol=0`` so that no run stops (setup, traces and the sampling threads
+    included). The direct sampler keeps this line comparable with earlier
+    measurements and with ``bound`` (whose work is the direct sampler's);
+    ``sampler="auto"`` would project here (R + 1 = 73 < n = 128).
 loop
     The first-draft baseline: the same computation one run at a time with the
     exact path (``train`` on a one-run ``Runs``, float64, numpy's default
-    generator): each run draws its own B k n normals per step and does its own
-    matrix-vector products. A few steps of a few runs, converted to
+    generator, direct sampler): each run draws its own B k n normals per step
+    and does its own matrix-vector products. A few steps of a few runs, converted to
     run-steps/s. Timed with BLAS pinned to one thread: with the default
     threads, OpenBLAS's matrix-vector products on a busy 2-core machine are
     much slower (printed as ``loop_default_blas``, for information), which
@@ -24,10 +27,17 @@ bound
     step's two float64 products at their exact shapes, (B k, n) @ (n, R) and
     (n, B k) @ (B k, R)).
 
-The machine may be shared, so the three are measured in interleaved rounds and
+projected/direct
+    At the paper's largest size, n=256, k=16, B=1024, R=72 (the same grid,
+    lambda in units of c(16)): run-steps/s of the batched float32 engine with
+    ``sampler="projected"`` over ``sampler="direct"`` (docs/performance.md),
+    ``--scale-steps`` steps each, in the same rounds.
+
+The machine may be shared, so all are measured in interleaved rounds and
 the ratios are per round (numerator and denominator taken close in time; the
 bound is measured right before and right after the batched run and its step
-times averaged); the reported ratios are the medians over rounds. The last line reads
+times averaged); the reported ratios are the medians over rounds. The line
+before the last reads ``projected/direct=<x> at n=256,k=16,B=1024``, the last
 ``batched/loop=<x> batched/bound=<y> batched_run_steps_per_s=<z>``.
 No files are read or written.
 """
@@ -49,14 +59,16 @@ PENALTIES = ("l0", "l1", "tl1")
 LAM_OVER_C = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0)  # lambda in units of c(k)
 BETAS = (0.01, 0.03, 0.1)
 ETA = 1.0
+# The sampler comparison, at the paper's largest cell.
+SCALE_N, SCALE_K, SCALE_B = 256, 16, 1024
 
 
-def problem(seed: int = 2019):
+def problem(seed: int = 2019, n: int = N, k: int = K):
     """Teacher, start and the 72-run grid of the benchmark."""
     rng = np.random.default_rng(seed)
-    w_star = make_teacher(N, 8, rng, min_abs=0.3)
-    w0 = rng.standard_normal(N)
-    c = coarse_constant(K)
+    w_star = make_teacher(n, 8, rng, min_abs=0.3)
+    w0 = rng.standard_normal(n)
+    c = coarse_constant(k)
     pen, lam, beta = np.meshgrid(PENALTIES, np.asarray(LAM_OVER_C) * c, BETAS, indexing="ij")
     runs = make_runs(pen.ravel(), lam.ravel(), beta.ravel(), eta=ETA)
     return w_star, w0, runs
@@ -87,22 +99,32 @@ def measure_bound(R: int, reps: int = 9) -> tuple[float, dict]:
     return R / sum(parts.values()), parts
 
 
-def measure_batched(w_star, w0, runs, steps: int, threads: int, seed) -> float:
+def measure_batched(w_star, w0, runs, steps: int, threads: int, seed, k=K, batch_size=B, sampler="auto") -> float:
     t0 = time.perf_counter()
-    train(
+    res = train(
         w_star,
         w0,
-        K,
+        k,
         runs,
         "fresh",
         max_steps=steps,
         tol=0.0,
-        batch_size=B,
+        batch_size=batch_size,
         seed=seed,
         precision="float32",
         sample_threads=threads,
+        sampler=sampler,
     )
+    if sampler != "auto" and res.extra["sampler"] != sampler:
+        raise RuntimeError(f"asked for sampler {sampler!r}, the engine used {res.extra['sampler']!r}")
     return len(runs) * steps / (time.perf_counter() - t0)
+
+
+def measure_samplers(scale, steps: int, threads: int, seed, first: str) -> dict:
+    """Run-steps/s of both samplers at n=256, k=16, B=1024, ``first`` first."""
+    w_star, w0, runs = scale
+    order = ("direct", "projected") if first == "direct" else ("projected", "direct")
+    return {s: measure_batched(w_star, w0, runs, steps, threads, seed, SCALE_K, SCALE_B, s) for s in order}
 
 
 def measure_loop(w_star, w0, runs, steps: int, n_runs: int, seed, blas_threads: int | None = 1) -> float:
@@ -110,7 +132,11 @@ def measure_loop(w_star, w0, runs, steps: int, n_runs: int, seed, blas_threads: 
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         t0 = time.perf_counter()
         for r in picks:
-            train(w_star, w0, K, runs.select([r]), "fresh", max_steps=steps, tol=0.0, batch_size=B, seed=seed)
+            # The first draft sampled the whole minibatch (auto would project one run).
+            train(
+                w_star, w0, K, runs.select([r]), "fresh", max_steps=steps, tol=0.0, batch_size=B, seed=seed,
+                sampler="direct",
+            )  # fmt: skip
         dt = time.perf_counter() - t0
     return n_runs * steps / dt
 
@@ -122,6 +148,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2, help="sampling threads of the batched engine (default 2)")
     ap.add_argument("--loop-runs", type=int, default=3, help="runs timed one at a time per round (default 3)")
     ap.add_argument("--loop-steps", type=int, default=4, help="steps per run of the loop (default 4)")
+    ap.add_argument(
+        "--scale-steps", type=int, default=40, help="steps per sampler at n=256, k=16, B=1024 per round (default 40)"
+    )
     args = ap.parse_args(argv)
 
     w_star, w0, runs = problem()
@@ -129,19 +158,23 @@ def main(argv=None) -> dict:
     seed = np.random.SeedSequence(1901_09731)
     blas = [(d["internal_api"], d["num_threads"]) for d in threadpool_info() if d["user_api"] == "blas"]
     print(f"n={N} k={K} B={B} R={R} fresh mode; cpus={os.cpu_count()} blas={blas} load={os.getloadavg()[0]:.2f}")
-    print(f"batched: precision=float32 sample_threads={args.threads} steps={args.steps} tol=0")
-    measure_batched(w_star, w0, runs, 5, args.threads, seed)  # warm-up (imports, thread pools)
+    print(f"batched: precision=float32 sampler=direct sample_threads={args.threads} steps={args.steps} tol=0")
+    measure_batched(w_star, w0, runs, 5, args.threads, seed, sampler="direct")  # warm-up (imports, thread pools)
+    scale = problem(n=SCALE_N, k=SCALE_K)
+    measure_samplers(scale, 2, args.threads, seed, "direct")  # warm-up
 
-    rows = []
+    rows, ratios = [], []
     for i in range(args.rounds):
         # The bound brackets the batched run: the load may change during it.
         bound_before, parts = measure_bound(R)
-        batched = measure_batched(w_star, w0, runs, args.steps, args.threads, seed)
+        batched = measure_batched(w_star, w0, runs, args.steps, args.threads, seed, sampler="direct")
         bound_after, _ = measure_bound(R)
         bound = 2.0 / (1.0 / bound_before + 1.0 / bound_after)  # mean of the step times
         loop = measure_loop(w_star, w0, runs, args.loop_steps, args.loop_runs, seed)
         loop_default = measure_loop(w_star, w0, runs, args.loop_steps, args.loop_runs, seed, blas_threads=None)
         rows.append((batched, loop, bound))
+        samp = measure_samplers(scale, args.scale_steps, args.threads, seed, "direct" if i % 2 == 0 else "projected")
+        ratios.append(samp["projected"] / samp["direct"])
         print(
             f"round {i + 1}: batched={batched:.0f} loop={loop:.1f} (loop_default_blas={loop_default:.1f}) "
             f"bound={bound:.0f} run-steps/s "
@@ -149,13 +182,19 @@ def main(argv=None) -> dict:
             f"fwd={parts['mm_fwd'] * 1e3:.2f} back={parts['mm_back'] * 1e3:.2f}) "
             f"batched/loop={batched / loop:.1f} batched/bound={batched / bound:.2f}"
         )
+        print(
+            f"round {i + 1}: n={SCALE_N} k={SCALE_K} B={SCALE_B} R={R} float32: direct={samp['direct']:.0f} "
+            f"projected={samp['projected']:.0f} run-steps/s, projected/direct={ratios[-1]:.2f}"
+        )
     rows = np.asarray(rows)
     x = float(np.median(rows[:, 0] / rows[:, 1]))
     y = float(np.median(rows[:, 0] / rows[:, 2]))
     z = float(np.median(rows[:, 0]))
+    p = float(np.median(ratios))
     print(f"load={os.getloadavg()[0]:.2f}; medians over {args.rounds} rounds of the per-round ratios:")
+    print(f"projected/direct={p:.2f} at n={SCALE_N},k={SCALE_K},B={SCALE_B}")
     print(f"batched/loop={x:.1f} batched/bound={y:.2f} batched_run_steps_per_s={z:.0f}")
-    return {"batched/loop": x, "batched/bound": y, "batched_run_steps_per_s": z}
+    return {"batched/loop": x, "batched/bound": y, "batched_run_steps_per_s": z, "projected/direct": p}
 
 
 if __name__ == "__main__":

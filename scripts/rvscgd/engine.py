@@ -30,6 +30,17 @@ float32           : the fast path for the empirical modes (what the pipeline
                     thread. Same distribution, other draws: it agrees with the
                     exact path statistically, not run by run; bit-reproducible
                     for a seed whatever the number of sampling threads.
+
+Sampler (fresh mode)
+--------------------
+direct    : each step draws the whole (B k, n) minibatch (the reference;
+            reproduces earlier results bit for bit).
+projected : exact projection sampling (``projection``; docs/performance.md):
+            B k d + n R normals and (B k, d) products a step, d <= R + 1 the
+            dimension of span{w*, active w_r}. Same distribution jointly for
+            all runs, other draws. Needs R + 1 < n.
+auto      : projected in fresh mode when R + 1 < n, direct otherwise.
+"fixed" mode reuses its training set and always samples directly.
 """
 
 from __future__ import annotations
@@ -42,11 +53,13 @@ import numpy as np
 from .limit import check_params
 from .model import STES, angle, check_ste, expected_coarse_gradient_fast
 from .penalties import PENALTIES, check_penalty, prox
+from .projection import ProjectedSource
 from .sampling import MinibatchSampler
 
 PRECISIONS = ("float64", "float32")
 
-MODES = ("population", "fresh", "fixed")
+GRADIENT_MODES = ("population", "fresh", "fixed")
+SAMPLERS = ("auto", "direct", "projected")
 STATUS = ("converged", "max_steps", "diverged")
 
 # Above this norm an un-normalised run is declared diverged before it overflows.
@@ -258,6 +271,7 @@ def train(
     w_ref: np.ndarray | None = None,
     precision: str = "float64",
     sample_threads: int = 2,
+    sampler: str = "auto",
 ) -> TrainResult:
     """Run RVSCGD for every run of ``runs`` from the common start ``w0``.
 
@@ -292,9 +306,14 @@ def train(
         products run; 0 draws in the calling thread (so do minibatches of
         fewer than 2^16 normals, where a thread hand-off costs more than it
         saves). Speed only: the results do not depend on it.
+    sampler : "auto" (default), "direct" or "projected": how "fresh" mode
+        draws its minibatches (module docstring; ``resolve_sampler``). The
+        one used is ``TrainResult.extra["sampler"]``. "direct" reproduces the
+        engine's earlier results bit for bit; "projected" has the same
+        distribution and other draws.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode not in GRADIENT_MODES:
+        raise ValueError(f"mode must be one of {GRADIENT_MODES}, got {mode!r}")
     if int(max_steps) != max_steps or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     if not tol >= 0:
@@ -303,6 +322,7 @@ def train(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if int(sample_threads) != sample_threads or sample_threads < 0:
         raise ValueError(f"sample_threads must be an integer >= 0, got {sample_threads!r}")
+    used = resolve_sampler(sampler, mode, np.asarray(w_star).size, len(runs))
     w_star = np.asarray(w_star, dtype=float)
     n = w_star.size
     w0 = np.asarray(w0, dtype=float)
@@ -329,8 +349,41 @@ def train(
             # One BLAS thread: the float32 sums keep one order, and idle BLAS
             # threads do not spin on the cores the sampling threads use.
             stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-        draw = _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack)
-        return _run(w_star, w0, k, runs, mode, draw, fast, int(max_steps), tol, record, ref, codes, R, n)
+        if used == "projected":
+            threads = int(sample_threads) if fast and batch_size * k * (R + 1) >= _PARALLEL_MIN else 0
+            draw = ProjectedSource(w_star, k, n, batch_size, R, seed, fast, threads, max_steps, stack)
+        else:
+            draw = _input_source(
+                mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack
+            )
+        result = _run(w_star, w0, k, runs, mode, draw, fast, int(max_steps), tol, record, ref, codes, R, n)
+        result.extra["sampler"] = used
+        return result
+
+
+def resolve_sampler(sampler: str, mode: str, n: int, R: int) -> str:
+    """The sampler ``train`` uses: "direct", "projected", or "none" (population mode).
+
+    The projected span has dimension d <= R + 1 (w* and the R runs), and
+    pays only while d < n. "auto" takes it in "fresh" mode when R + 1 < n.
+    An explicit "projected" is refused (ValueError naming ``sampler``) in
+    the other modes and when R + 1 >= n.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "projected":
+        if mode != "fresh":
+            raise ValueError(f"sampler='projected' needs mode 'fresh' (a resampled minibatch), got mode {mode!r}")
+        if R + 1 >= n:
+            raise ValueError(
+                f"sampler='projected' needs R + 1 < n (span of w* and the runs smaller than the space), "
+                f"got R={R} runs at n={n}; use sampler='auto' or 'direct'"
+            )
+    if mode == "population":
+        return "none"
+    if mode == "fixed" or sampler == "direct":
+        return "direct"
+    return "projected" if R + 1 < n else "direct"
 
 
 def _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack):
@@ -412,6 +465,8 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         Wa = W[:, idx]
         if mode == "population":
             G = expected_coarse_gradient_fast(Wa, w_star, k, codes[idx])
+        elif isinstance(draw, ProjectedSource):
+            G = draw.gradient(t, Wa, codes[idx], work)
         elif fast:
             Z32, count_star = draw(t)
             G = empirical_coarse_gradient_f32(Z32, count_star, Wa, k, codes[idx], work)

@@ -242,7 +242,7 @@ def predicted_limit(
             done[idx] = True
         chunk = min(chunk * 2, 2000)
 
-    limits: list[list] = []  # [w, count, first index]
+    limits: list[list] = []  # [w, count]
     start_limit = np.full(n_starts, -1, dtype=int)
     for j in np.flatnonzero(done & ~blown):
         w = result[:, j]

@@ -153,7 +153,11 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
 
     if mode == "empirical":
         # Sampling threads: a speed knob only, the numbers do not depend on it.
-        fast = {"precision": config["empirical"]["precision"], "sample_threads": max(threads, 1) if threads > 1 else 0}
+        fast = {
+            "precision": config["empirical"]["precision"],
+            "sample_threads": max(threads, 1) if threads > 1 else 0,
+            "sampler": config["empirical"]["sampler"],
+        }
     else:
         fast = {}
 
@@ -172,7 +176,10 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
             **fast,
             **kwargs,
         )
-        return _result_dataset(res, shape, coords, n)
+        ds = _result_dataset(res, shape, coords, n)
+        # How the inputs were drawn (draw by draw, projected and direct differ; in distribution they agree).
+        ds.attrs["sampler"] = res.extra["sampler"]
+        return ds
 
     if mode == "population":
         ds = one("population", None)

@@ -7,12 +7,14 @@ import xarray as xr
 
 from .aggregate import cell_dataset, combine
 from .cells import make_data_cell, predict_limits_cell, train_cell
+from .config import load_files
 from .grid import MODES, cells
 
 
 def build_datasets(config: dict) -> dict[str, xr.Dataset]:
-    """{mode: aggregated dataset} for every enabled mode of a validated config
-    (defaults filled in), exactly as the workflow's aggregate rule makes them."""
+    """{mode: aggregated dataset} for every enabled mode of a config that passed
+    the gate (``load_config``: checked, defaults filled in), exactly as the
+    workflow's aggregate rule makes them."""
     out = {}
     cache = {}
     for mode in MODES:
@@ -29,15 +31,10 @@ def build_datasets(config: dict) -> dict[str, xr.Dataset]:
     return out
 
 
-def load_config(path) -> dict:
-    """Read a config YAML safely and fill in the schema's defaults."""
-    from pathlib import Path
+def load_config(*paths) -> dict:
+    """Read config files safely and pass them through the config gate
+    (``study.config.load``: the workflow's own checks, defaults filled in).
 
-    import yaml
-    from snakemake.utils import validate
-
-    with open(path) as fh:
-        config = yaml.safe_load(fh)
-    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-    validate(config, str(schema), set_default=True)
-    return config
+    Raises ``study.config.ConfigError`` for a config the workflow refuses.
+    """
+    return load_files(paths)

@@ -1,13 +1,19 @@
 """Plan a study before running it: job count and predicted compute.
 
-    python -m study.plan config/paper.yaml [--steps-fraction 0.04]
+    python -m study.plan config/paper.yaml [--steps-fraction 0.04] [--compare-direct]
 
 For each (n, k) of the config it trains one cell (seed of the first index)
 of each mode in-process for a fraction of the step limit, times it, and
 extrapolates linearly in steps (an upper bound for population mode, where
 runs stop on their tolerance) and in seeds. Prints a table and the totals.
 Training dominates the study's cost; data jobs (teacher + predicted limits)
-are timed in full on the same cell.
+are timed in full on the same cell. Times are the process's CPU time
+(``time.process_time``): a job takes one core, and on a shared machine CPU
+time tracks core-hours where wall time would also count the other users.
+Empirical training is timed with the config's ``empirical.sampler`` (the row
+says which sampler that gives the cell); ``--compare-direct`` also times it
+with ``sampler: direct`` right after, on the same cell, and prints both
+totals.
 """
 
 from __future__ import annotations
@@ -16,21 +22,31 @@ import argparse
 import copy
 import time
 
+from rvscgd.engine import resolve_sampler
+
 from .cells import make_data_cell, predict_limits_cell, train_cell
+from .config import ConfigError
 from .grid import MODES, run_table
 from .inprocess import load_config
 
 
-def plan(config: dict, fraction: float) -> list[dict]:
+def _sampler(config: dict, n: int) -> str:
+    emp = config["empirical"]
+    return resolve_sampler(
+        emp["sampler"], "fresh" if emp["sampling"] == "fresh" else "fixed", n, len(run_table(config))
+    )
+
+
+def plan(config: dict, fraction: float, compare_direct: bool = False) -> list[dict]:
     rows = []
     seed = config["seeds"][0]
     n_seeds = len(config["seeds"])
     for n in config["dims"]["n"]:
         for k in config["dims"]["k"]:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             data = make_data_cell(config, n, k, seed)
             limits = predict_limits_cell(config, data)
-            t_data = time.perf_counter() - t0
+            t_data = time.process_time() - t0
             row = {"n": n, "k": k, "make_data_s": t_data}
             for mode in MODES:
                 if not config[mode]["enabled"]:
@@ -38,16 +54,27 @@ def plan(config: dict, fraction: float) -> list[dict]:
                 short = copy.deepcopy(config)
                 full_steps = config[mode]["max_steps"]
                 short[mode]["max_steps"] = max(10, int(full_steps * fraction))
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 train_cell(short, mode, data, limits)
-                elapsed = time.perf_counter() - t0
+                elapsed = time.process_time() - t0
                 row[f"{mode}_s"] = elapsed * full_steps / short[mode]["max_steps"]
+                if mode == "empirical":
+                    row["sampler"] = _sampler(config, n)
+                    if compare_direct:
+                        short["empirical"]["sampler"] = "direct"
+                        t0 = time.process_time()
+                        train_cell(short, mode, data, limits)
+                        row["empirical_direct_s"] = (time.process_time() - t0) * full_steps / short[mode]["max_steps"]
             row["cell_s"] = row["make_data_s"] + sum(row.get(f"{m}_s", 0.0) for m in MODES)
             row["all_seeds_s"] = row["cell_s"] * n_seeds
+            if "empirical_direct_s" in row:
+                row["all_seeds_direct_s"] = (row["cell_s"] - row["empirical_s"] + row["empirical_direct_s"]) * n_seeds
             rows.append(row)
+            direct = f" (direct {row['empirical_direct_s']:8.1f} s)" if "empirical_direct_s" in row else ""
             print(
                 f"n={n:4d} k={k:3d}  make_data {row['make_data_s']:7.1f} s  "
                 + "  ".join(f"{m} {row.get(f'{m}_s', 0.0):8.1f} s" for m in MODES)
+                + (f" [{row['sampler']}]{direct}" if "sampler" in row else "")
                 + f"  x{n_seeds} seeds = {row['all_seeds_s'] / 3600:6.2f} core-h",
                 flush=True,
             )
@@ -58,19 +85,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configfile")
     parser.add_argument("--steps-fraction", type=float, default=0.04, help="share of max_steps actually run")
+    parser.add_argument(
+        "--compare-direct", action="store_true", help="also time empirical training with sampler: direct"
+    )
     args = parser.parse_args(argv)
-    config = load_config(args.configfile)
+    try:
+        config = load_config(args.configfile)
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
     cells = len(config["dims"]["n"]) * len(config["dims"]["k"]) * len(config["seeds"])
     modes = [m for m in MODES if config[m]["enabled"]]
+    figures = [name for name, block in config["figures"].items() if isinstance(block, dict) and block.get("enabled")]
     print(
         f"{args.configfile}: {cells} cells x {len(run_table(config))} runs each; jobs: {cells} make_data, "
-        f"{cells * len(modes)} train, {len(modes)} aggregate, plus one per figure and the report",
+        f"{cells * len(modes)} train, {len(modes)} aggregate, {len(figures)} figures, 1 all",
         flush=True,
     )
-    rows = plan(config, args.steps_fraction)
+    rows = plan(config, args.steps_fraction, args.compare_direct)
     total = sum(r["all_seeds_s"] for r in rows)
     longest = max(max(r.get(f"{m}_s", 0.0) for m in MODES) for r in rows)
     print(f"total {total / 3600:.1f} core-hours (one core per job); longest training job {longest / 60:.1f} min")
+    if args.compare_direct and config["empirical"]["enabled"]:
+        direct = sum(r["all_seeds_direct_s"] for r in rows)
+        print(f"with sampler: direct {direct / 3600:.1f} core-hours; ratio {total / direct:.2f}")
 
 
 if __name__ == "__main__":

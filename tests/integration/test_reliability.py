@@ -140,7 +140,7 @@ BAD_CONFIGS = {
     "negative_eta": (_set("grid.eta", [1.0, -1.0]), ["grid.eta[1] = -1.0"]),
     "nan_eta": (_set("grid.eta", [math.nan]), ["grid.eta[0] = nan"]),
     "infinite_lam": (_set("grid.lam", [0, math.inf]), ["grid.lam[1] = inf"]),
-    "s_greater_than_n": (_set("teacher.sparsity", 20), ["teacher.sparsity=20", "n=8"]),
+    "s_greater_than_n": (_set("teacher.sparsity", 20), ["teacher.sparsity = 20", "n = 8"]),
     "non_integer_sparsity": (_set("teacher.sparsity", 2.5), ["teacher.sparsity = 2.5"]),
     "empty_grid_list": (_set("grid.lam", []), ["grid.lam = []"]),
     "empty_grid": (_set("grid", {}), ["grid.penalty", "grid.lam", "grid.beta", "missing"]),
@@ -164,6 +164,22 @@ BAD_CONFIGS = {
     "unwritable_results_dir": (
         _set("results_dir", "config/config.yaml/results"),
         ["results_dir = 'config/config.yaml/results'", "not writable"],
+    ),
+    "unknown_sampler": (_set("empirical.sampler", "exact"), ["empirical.sampler = 'exact'"]),
+    "projected_sampler_small_n": (_set("empirical.sampler", "projected"), ["empirical.sampler = 'projected'", "[8]"]),
+    "projected_sampler_fixed": (
+        lambda c: (_set("empirical.sampler", "projected")(c), _set("empirical.sampling", "fixed")(c)),
+        ["empirical.sampler = 'projected'", "empirical.sampling = fresh"],
+    ),
+    "figure_slice_off_grid": (_set("figures.slice.beta", 0.3), ["figures.slice.beta = 0.3", "grid.beta = [0.02]"]),
+    "figure_slice_not_exactly_on_grid": (
+        _set("figures.convergence.slice.beta", 0.02 + 1e-12),
+        ["figures.convergence.slice.beta = 0.020000000001", "not in grid.beta"],
+    ),
+    "figure_lam_off_grid": (_set("figures.convergence.lam", [0, 0.02]), ["figures.convergence.lam[1] = 0.02"]),
+    "figure_mode_disabled": (
+        lambda c: (_set("empirical.enabled", False)(c), _set("figures.tradeoff.mode", "empirical")(c)),
+        ["figures.tradeoff.mode = 'empirical'", "empirical.enabled is False"],
     ),
     "yte_template": ("__use_yte__: true\n", ["__use_yte__ = True", "refused"]),
     "python_tag": ("trace_points: !!python/tuple [12]\n", ["not plain YAML", "python/tuple"]),
@@ -190,6 +206,7 @@ ISSUE_KINDS = {
 SNAKEMAKE_CASES = sorted({c for cases in ISSUE_KINDS.values() for c in cases} - {"yaml_syntax_error"}) + [
     "nan_eta",
     "yte_template",
+    "figure_slice_off_grid",
 ]
 # Cases also run in a fresh checkout, to prove no results/ folder appears.
 FRESH = ("unknown_penalty", "unwritable_results_dir", "yaml_syntax_error")
@@ -255,38 +272,71 @@ def in_process_project(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_config_is_explained(in_process_project, monkeypatch, case):
-    """What common.smk does, in-process: read the file as Snakemake does, then check it."""
+    """What common.smk does, in-process: read the file as Snakemake does, then pass it through the gate."""
     from snakemake.common.configfile import load_configfile
-    from snakemake.utils import validate
 
-    from study.configcheck import config_problems, problems_message
+    from study.config import ConfigError, load
 
     monkeypatch.chdir(in_process_project)
     Path("config/config.yaml").write_text(_bad_text(case))
     schema = in_process_project / "workflow" / "schemas" / "config.schema.yaml"
-    problems = config_problems(
-        load_configfile("config/config.yaml"),
-        schema,
-        ["config/config.yaml"],
-        fill_defaults=lambda c: validate(c, str(schema), set_default=True),
-    )
-    message = problems_message(problems, ["config/config.yaml"])
-    assert problems, f"{case} was accepted"
+    with pytest.raises(ConfigError) as refused:
+        load(load_configfile("config/config.yaml"), ["config/config.yaml"], schema)
+    message = str(refused.value)
+    assert message.startswith("Invalid config (from config/config.yaml); nothing was run:"), message
     for needle in BAD_CONFIGS[case][1]:
         assert needle in message, f"message lacks {needle!r}:\n{message}"
 
 
 def test_the_tiny_and_default_configs_are_valid(in_process_project, monkeypatch):
     from snakemake.common.configfile import load_configfile
-    from snakemake.utils import validate
 
-    from study.configcheck import config_problems
+    from study.config import load
 
     monkeypatch.chdir(in_process_project)
     schema = in_process_project / "workflow" / "schemas" / "config.schema.yaml"
-    for f in (TINY, ROOT / "config" / "config.yaml"):
-        cfg = load_configfile(f)
-        assert config_problems(cfg, schema, [f], lambda c: validate(c, str(schema), set_default=True)) == [], f
+    for f in (TINY, ROOT / "config" / "config.yaml", ROOT / "config" / "paper.yaml"):
+        load(load_configfile(f), [f], schema)  # raises ConfigError if refused
+
+
+# Refused by the workflow, by study.inprocess and by study.plan with one message:
+# schema, semantic and figure checks, and a templated file.
+GATE_CASES = [
+    "unknown_penalty",
+    "misspelt_nested_key",
+    "s_greater_than_n",
+    "nothing_to_train",
+    "figure_slice_off_grid",
+    "figure_lam_off_grid",
+    "yte_template",
+]
+
+
+@pytest.mark.parametrize("case", GATE_CASES)
+def test_a_config_the_workflow_refuses_is_refused_everywhere(tmp_path, monkeypatch, case):
+    from study.config import ConfigError
+    from study.inprocess import load_config
+
+    work = copy_project(tmp_path / "project")
+    (work / "config" / "config.yaml").write_text(_bad_text(case))
+    workflow = output(run_snakemake(work, "--dry-run", configfile="config/config.yaml", check=False))
+    plan = subprocess.run(
+        [sys.executable, "-m", "study.plan", "config/config.yaml"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(work / "scripts")},
+    )
+    monkeypatch.chdir(work)
+    with pytest.raises(ConfigError) as refused:
+        load_config("config/config.yaml")
+    message = str(refused.value)
+    for needle in BAD_CONFIGS[case][1]:
+        assert needle in message, f"message lacks {needle!r}:\n{message}"
+    assert message in workflow, f"snakemake said otherwise:\n{workflow}\nin-process:\n{message}"
+    assert "Building DAG" not in workflow, workflow
+    assert plan.returncode != 0 and plan.stderr.strip() == message, plan.stdout + plan.stderr
 
 
 @pytest.mark.parametrize("case", SNAKEMAKE_CASES)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from rvscgd import (
-    MODES,
+    GRADIENT_MODES,
     angle,
     coarse_constant,
     coarse_gradient,
@@ -102,7 +102,7 @@ def reference_train(w_star, w0, runs, mode, steps, *, seed, batch_size=50, train
     return out
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", GRADIENT_MODES)
 @pytest.mark.parametrize("normalise", [True, False])
 def test_train_matches_reference(setup, mode, normalise):
     """A few steps of every kind of run equal model.md's algorithm, traces too."""
@@ -139,6 +139,9 @@ def test_train_matches_reference(setup, mode, normalise):
 
 
 def _batch_and_singles(w_star, w0, runs, mode, w_ref=None, **kw):
+    # The direct sampler: a run's inputs do not depend on the other runs (the
+    # projected sampler's draws do, by design; test_projected.py).
+    kw.setdefault("sampler", "direct")
     batch = train(w_star, w0, K, runs, mode, w_ref=w_ref, **kw)
     singles = [
         train(w_star, w0, K, runs.select([r]), mode, w_ref=None if w_ref is None else w_ref[[r]], **kw)
@@ -159,7 +162,7 @@ def _assert_same_as_singles(batch, singles, rows=None, atol=1e-12):
             assert np.nanmax(np.abs(a - b), initial=0.0) <= atol, (r, f)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", GRADIENT_MODES)
 def test_batched_equals_one_at_a_time(setup, mode):
     """Same seed, same stream: every run of a batch equals the run alone, to
     1e-12 (not bitwise: BLAS may round a product with R columns differently
@@ -177,7 +180,7 @@ def test_batched_equals_one_at_a_time(setup, mode):
         assert np.any(batch.status_names() == "max_steps")
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", GRADIENT_MODES)
 def test_deterministic(setup, mode):
     w_star, w0 = setup
     runs = mixed_runs(True)
@@ -198,7 +201,7 @@ def test_deterministic(setup, mode):
         assert not np.array_equal(a.w_final, d.w_final)  # the seed is used
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", GRADIENT_MODES)
 def test_divergence_is_isolated(setup, mode):
     """An un-normalised run with a huge step is marked diverged, its final
     weights and later traces are NaN, and the other runs are as if alone."""
@@ -238,7 +241,7 @@ def test_huge_step_of_a_normalised_run_is_not_divergence(setup):
     assert np.max(np.abs(tr.w_final[0] - ref["w_final"][0])) < 1e-12
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", GRADIENT_MODES)
 def test_lam_zero_is_plain_cgd(setup, mode):
     """lam = 0: u = w at every step for every penalty (prox_0 = identity), so
     the three penalties give the same run; in population mode it equals

@@ -206,30 +206,39 @@ def _assert_same(a, b):
 FAST = dict(precision="float32", max_steps=60, batch_size=32, tol=0.0)
 
 
-def test_fast_path_bit_identical_twice():
+# Both samplers of fresh mode (R + 1 = 7 < n = 16, so "projected" applies).
+SAMPLERS = pytest.mark.parametrize("sampler", ["direct", "projected"])
+
+
+@SAMPLERS
+def test_fast_path_bit_identical_twice(sampler):
     w_star, w0, runs = _problem()
-    a = train(w_star, w0, K, runs, "fresh", seed=3, **FAST)
-    b = train(w_star, w0, K, runs, "fresh", seed=3, **FAST)
+    a = train(w_star, w0, K, runs, "fresh", seed=3, sampler=sampler, **FAST)
+    b = train(w_star, w0, K, runs, "fresh", seed=3, sampler=sampler, **FAST)
+    assert a.extra["sampler"] == b.extra["sampler"] == sampler
     _assert_same(a, b)
-    c = train(w_star, w0, K, runs, "fresh", seed=4, **FAST)
+    c = train(w_star, w0, K, runs, "fresh", seed=4, sampler=sampler, **FAST)
     assert not np.array_equal(a.w_final, c.w_final)
 
 
+@SAMPLERS
 @pytest.mark.parametrize("threads", [0, 2, 4])
-def test_fast_path_independent_of_sampling_threads(threads, monkeypatch):
+def test_fast_path_independent_of_sampling_threads(threads, sampler, monkeypatch):
     import rvscgd.engine
 
     monkeypatch.setattr(rvscgd.engine, "_PARALLEL_MIN", 0)  # thread even these small batches
     w_star, w0, runs = _problem()
-    one = train(w_star, w0, K, runs, "fresh", seed=3, sample_threads=1, **FAST)
-    other = train(w_star, w0, K, runs, "fresh", seed=3, sample_threads=threads, **FAST)
+    one = train(w_star, w0, K, runs, "fresh", seed=3, sample_threads=1, sampler=sampler, **FAST)
+    other = train(w_star, w0, K, runs, "fresh", seed=3, sample_threads=threads, sampler=sampler, **FAST)
     _assert_same(one, other)
 
 
-def test_fast_path_independent_of_threads_large_batch():
-    """A minibatch big enough to be drawn in threads by default (2^17 normals)."""
+@SAMPLERS
+def test_fast_path_independent_of_threads_large_batch(sampler):
+    """A minibatch big enough to be drawn in threads by default (2^17 normals
+    direct; 2048 x 4 x 7 = 57344 < 2^16 projected, so 8192 inputs there)."""
     w_star, w0, runs = _problem()
-    kw = dict(FAST, max_steps=12, batch_size=2048)
+    kw = dict(FAST, max_steps=12, batch_size=2048 if sampler == "direct" else 8192, sampler=sampler)
     one = train(w_star, w0, K, runs, "fresh", seed=9, sample_threads=1, **kw)
     two = train(w_star, w0, K, runs, "fresh", seed=9, sample_threads=2, **kw)
     serial = train(w_star, w0, K, runs, "fresh", seed=9, sample_threads=0, **kw)
@@ -244,7 +253,10 @@ import numpy as np
 from rvscgd import train
 from test_fast_path import FAST, K, _problem, _fields
 w_star, w0, runs = _problem()
-res = train(w_star, w0, K, runs, "fresh", seed=np.random.SeedSequence(3, spawn_key=(4,)), sample_threads=2, **FAST)
+res = train(
+    w_star, w0, K, runs, "fresh", seed=np.random.SeedSequence(3, spawn_key=(4,)), sample_threads=2,
+    sampler={sampler!r}, **FAST
+)
 h = hashlib.sha256()
 for f in _fields(res):
     h.update(np.ascontiguousarray(getattr(res, f)).tobytes())
@@ -252,7 +264,8 @@ print(h.hexdigest())
 """
 
 
-def test_fast_path_bit_identical_across_processes():
+@SAMPLERS
+def test_fast_path_bit_identical_across_processes(sampler):
     """Another process (other buffer addresses, a thread pool) gives the same bits."""
     import hashlib
     import os
@@ -260,11 +273,12 @@ def test_fast_path_bit_identical_across_processes():
     import sys
 
     w_star, w0, runs = _problem()
-    res = train(w_star, w0, K, runs, "fresh", seed=np.random.SeedSequence(3, spawn_key=(4,)), sample_threads=0, **FAST)
+    seed = np.random.SeedSequence(3, spawn_key=(4,))
+    res = train(w_star, w0, K, runs, "fresh", seed=seed, sample_threads=0, sampler=sampler, **FAST)
     h = hashlib.sha256()
     for f in _fields(res):
         h.update(np.ascontiguousarray(getattr(res, f)).tobytes())
-    code = _SUBPROCESS.format(here=os.path.dirname(os.path.abspath(__file__)))
+    code = _SUBPROCESS.format(here=os.path.dirname(os.path.abspath(__file__)), sampler=sampler)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == h.hexdigest()
 
@@ -337,12 +351,12 @@ def test_fast_path_stopping_like_exact_path():
     np.testing.assert_array_equal(conv.angle_w[1:, -1], conv.angle_w[1:, 1])
 
 
-def _mean_traces(precision, seeds, batch_size, steps=120):
+def _mean_traces(precision, seeds, batch_size, steps=120, sampler="direct"):
     w_star, w0, runs = _problem()
     res = [
         train(
             w_star, w0, K, runs, "fresh", seed=s, precision=precision, max_steps=steps, batch_size=batch_size,
-            tol=0.0, record_steps=[0, 10, 30, 60, 120],
+            tol=0.0, record_steps=[0, 10, 30, 60, 120], sampler=sampler,
         )
         for s in seeds
     ]  # fmt: skip
@@ -368,12 +382,14 @@ def _max_z(a, b):
     return float(np.max(z))
 
 
-def test_fast_path_statistically_equivalent(exact_stats):
+@SAMPLERS
+def test_fast_path_statistically_equivalent(exact_stats, sampler):
     """Mean over 40 seeds of the angles of w and u and the sparsity of u, at 4
-    record steps, for 6 runs (72 statistics): fast path vs exact path, every
-    difference within 4.5 standard errors of the difference (independent
-    seeds; 4.5 SE keeps the family-wise false alarm rate < 0.1%)."""
-    fast = _mean_traces("float32", range(2000, 2040), batch_size=32)
+    record steps, for 6 runs (72 statistics): fast path (either sampler) vs
+    the exact path with direct sampling, every difference within 4.5 standard
+    errors of the difference (independent seeds; 4.5 SE keeps the family-wise
+    false alarm rate < 0.1% per comparison)."""
+    fast = _mean_traces("float32", range(2000, 2040), batch_size=32, sampler=sampler)
     assert _max_z(fast, exact_stats) < 4.5
 
 
@@ -390,7 +406,9 @@ def test_equivalence_test_has_power(exact_stats):
 def test_bench_smoke(capsys):
     from rvscgd import bench
 
-    out = bench.main(["--rounds", "1", "--steps", "2", "--loop-runs", "1", "--loop-steps", "1"])
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    argv = ["--rounds", "1", "--steps", "2", "--loop-runs", "1", "--loop-steps", "1", "--scale-steps", "1"]
+    out = bench.main(argv)
+    *_, before, last = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"projected/direct=[0-9.]+ at n=256,k=16,B=1024", before)
     assert re.fullmatch(r"batched/loop=[0-9.]+ batched/bound=[0-9.]+ batched_run_steps_per_s=[0-9]+", last)
-    assert set(out) == {"batched/loop", "batched/bound", "batched_run_steps_per_s"}
+    assert set(out) == {"batched/loop", "batched/bound", "batched_run_steps_per_s", "projected/direct"}

@@ -4,11 +4,10 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 
-from study.configcheck import config_problems, problems_message  # noqa: E402
+from study import config as study_config  # noqa: E402
 from study.grid import MODES, cells  # noqa: E402
 from study.locks import (  # noqa: E402
     clear_stale_lock,
@@ -17,18 +16,15 @@ from study.locks import (  # noqa: E402
     runs_jobs,
 )
 
-# ---- config validation: a bad config stops the workflow before any job -------
-# Every problem is reported at once, each as "key = value: what is wrong".
+# ---- the config gate: a bad config stops the workflow before any job ----------
+# study.config.load reports every problem at once, each as "key = value: what is
+# wrong", and fills in the schema's defaults (in place, in Snakemake's config).
 
 _CONFIG_FILES = list(dict.fromkeys(os.path.relpath(f) for f in workflow.configfiles))
-_problems = config_problems(
-    config,
-    Path(workflow.basedir) / "schemas" / "config.schema.yaml",
-    _CONFIG_FILES,
-    fill_defaults=lambda c: validate(c, schema="../schemas/config.schema.yaml"),
-)
-if _problems:
-    raise WorkflowError(problems_message(_problems, _CONFIG_FILES))
+try:
+    study_config.load(config, _CONFIG_FILES)
+except study_config.ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 # A run killed by SIGKILL leaves Snakemake's lock behind: clear it if provably
 # stale. Dry runs, --lint and the other job-less modes leave the directory alone.

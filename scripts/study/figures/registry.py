@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import figure_params as figure_params  # the figures' parameters: one definition, the config gate's
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -74,16 +76,3 @@ def modules(name: str) -> list[str]:
             seen.add(mod)
             todo.extend(SHARED[mod])
     return [name, *sorted(seen)]
-
-
-def figure_params(figures_config: dict, name: str) -> dict:
-    """Keyword parameters of figure ``name`` from ``config["figures"]`` (defaults
-    filled in): its block without ``enabled``, its ``slice`` merged over
-    ``figures.slice`` key by key (non-null keys win). Keys sorted, so the YAML's
-    key order never re-renders a figure."""
-    params = {key: value for key, value in figures_config[name].items() if key != "enabled"}
-    if "slice" in params:
-        merged = {k: v for k, v in figures_config.get("slice", {}).items() if v is not None}
-        merged.update({k: v for k, v in params["slice"].items() if v is not None})
-        params["slice"] = dict(sorted(merged.items()))
-    return dict(sorted(params.items()))
