@@ -21,7 +21,7 @@ for train_path, data_path, limit_path in zip(
     train = open_checked(train_path, required_vars=("angle_w", "w_final", "status"), required_dims=("step",))
     data = open_checked(data_path, required_vars=("w_star", "w0"))
     limits = open_checked(limit_path, required_vars=("w_bar", "u_bar"))
-    cells.append(cell_dataset(train, data, limits, mode))
+    cells.append(cell_dataset(train, data, limits, mode, snakemake.config["limit"]["match_tol"][mode]))
 ds = combine(cells, snakemake.config, mode)
 # Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
 # divergence): counted here so no reader can miss them.

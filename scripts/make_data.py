@@ -1,6 +1,6 @@
 """Rule make_data: teacher w*, start w0 and predicted limits of one (n, k, seed) cell.
 
-The fixed-point search (model.md section 5) runs here, not in a job of its
+The fixed-point enumeration (rvscgd.fixed_points, docs/theory.md) runs here, not in a job of its
 own: it takes about a second per cell, less than a job's start-up.
 """
 
@@ -19,7 +19,7 @@ from study.cells import make_data_cell, predict_limits_cell  # noqa: E402
 wc = snakemake.wildcards
 data = make_data_cell(snakemake.config, int(wc.n), int(wc.k), int(wc.seed))
 limits = predict_limits_cell(snakemake.config, data)
-print(f"distinct limits per grid point: max {int(limits.n_limits.max())}", file=sys.stderr)
+print(f"stable fixed points predicted per grid point: max {int(limits.n_limits.max())}", file=sys.stderr)
 for ds, path in ((data, snakemake.output.data), (limits, snakemake.output.limits)):
     ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
     write_netcdf(ds, path)

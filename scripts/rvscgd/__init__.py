@@ -5,12 +5,18 @@ Public names (stable; see each docstring):
 - model: ``make_teacher``, ``forward``, ``population_loss``, ``angle``,
   ``coarse_gradient``, ``expected_coarse_gradient``, ``coarse_constant``
 - penalties: ``prox``, ``penalty_value``, ``threshold``
+- theory: ``theory.error_bound``, ``theory.l1_fixed_point`` (the explicit
+  sparsifying operation and its error bound)
+- fixed_points: ``fixed_points`` (every fixed point by scalar analysis; returns
+  ``FixedPoints`` of ``FixedPoint``, with ``continuum``)
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
 - rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 """
 
+from . import theory
 from .engine import GRADIENT_MODES, SAMPLERS, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points, orbit_distances
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
     STES,
@@ -33,6 +39,9 @@ __all__ = [
     "SAMPLERS",
     "STATUS",
     "STES",
+    "Continuum",
+    "FixedPoint",
+    "FixedPoints",
     "Limit",
     "LimitSearch",
     "Runs",
@@ -41,8 +50,10 @@ __all__ = [
     "coarse_constant",
     "coarse_gradient",
     "expected_coarse_gradient",
+    "fixed_points",
     "forward",
     "linear_rate",
+    "orbit_distances",
     "log_record_steps",
     "make_runs",
     "make_teacher",
@@ -51,6 +62,7 @@ __all__ = [
     "population_loss",
     "predicted_limit",
     "prox",
+    "theory",
     "threshold",
     "train",
 ]

@@ -52,9 +52,9 @@ import numpy as np
 
 from .limit import check_params
 from .model import STES, angle, check_ste, expected_coarse_gradient_fast
-from .penalties import PENALTIES, check_penalty, prox
+from .penalties import PENALTIES, check_penalty, penalty_value, prox
 from .projection import ProjectedSource
-from .sampling import MinibatchSampler
+from .sampling import MinibatchSampler, as_seed_sequence
 
 PRECISIONS = ("float64", "float32")
 
@@ -64,6 +64,8 @@ STATUS = ("converged", "max_steps", "diverged")
 
 # Above this norm an un-normalised run is declared diverged before it overflows.
 _BLOWUP = 1e150
+# Spawn-key tag of the label-noise stream (noise_seed), apart from sampling's.
+NOISE_TAG = 0x4C4E4F49  # "LNOI"
 # Fast path: fewer normals per minibatch than this are drawn in the calling thread.
 _PARALLEL_MIN = 1 << 16
 
@@ -111,6 +113,9 @@ def make_runs(penalty, lam, beta, eta, a=1.0, ste="relu", normalise=True) -> Run
 class TrainResult:
     """Traces (R, T) at ``record_steps`` (T,), final weights (R, n) and status.
 
+    ``extra["lbeta"]`` (R, T): the relaxed objective ``L(w^t) + lam P(u^t) +
+    beta/2 ||w^t - u^t||^2`` with the true population loss ``L``.
+
     After a run converges its trace carries its final state forward; after it
     diverges its trace, ``w_final`` and ``u_final`` are NaN. ``status`` holds
     indices into ``STATUS``; ``steps_run`` the steps each run took.
@@ -156,11 +161,15 @@ def _ste_codes(runs: Runs) -> np.ndarray:
     return np.array([STES.index(s) for s in runs.ste], dtype=np.int8)
 
 
-def empirical_coarse_gradient(Zf: np.ndarray, z_star: np.ndarray, W: np.ndarray, k: int, ste_codes) -> np.ndarray:
+def empirical_coarse_gradient(
+    Zf: np.ndarray, z_star: np.ndarray, W: np.ndarray, k: int, ste_codes, label_noise=None
+) -> np.ndarray:
     """Coarse gradient of every column of W on one flattened batch.
 
     ``Zf`` is (B k, n), the B inputs' patches stacked; ``z_star`` = Zf @ w*
-    (B k,). Returns (n, R), the batch mean of model.md's g~ per run.
+    (B k,); ``label_noise`` (B,), if given, is added to the labels
+    (``y = f(Z; w*) + noise``). Returns (n, R), the batch mean of model.md's
+    g~ per run.
     """
     Bk, n = Zf.shape
     B = Bk // k
@@ -168,6 +177,8 @@ def empirical_coarse_gradient(Zf: np.ndarray, z_star: np.ndarray, W: np.ndarray,
     pos = P > 0
     f_w = pos.reshape(B, k, -1).mean(axis=1)  # (B, R)
     f_s = (z_star > 0).reshape(B, k).mean(axis=1)  # (B,)
+    if label_noise is not None:
+        f_s = f_s + label_noise
     resid = f_w - f_s[:, None]
     mu = np.empty_like(P)
     for code in np.unique(ste_codes):
@@ -272,6 +283,7 @@ def train(
     precision: str = "float64",
     sample_threads: int = 2,
     sampler: str = "auto",
+    label_noise: float = 0.0,
 ) -> TrainResult:
     """Run RVSCGD for every run of ``runs`` from the common start ``w0``.
 
@@ -311,6 +323,12 @@ def train(
         one used is ``TrainResult.extra["sampler"]``. "direct" reproduces the
         engine's earlier results bit for bit; "projected" has the same
         distribution and other draws.
+    label_noise : sigma >= 0 of the empirical modes' labels
+        ``y = f(Z; w*) + sigma N(0, 1)`` (model.md section 1), one normal per
+        input, from a stream of its own (``noise_seed(seed)``): the input
+        stream is the same whatever sigma, and sigma = 0 draws nothing (the
+        results are those without the argument). "fixed" mode draws the
+        training set's noise once. No effect in "population" mode.
     """
     if mode not in GRADIENT_MODES:
         raise ValueError(f"mode must be one of {GRADIENT_MODES}, got {mode!r}")
@@ -323,6 +341,8 @@ def train(
     if int(sample_threads) != sample_threads or sample_threads < 0:
         raise ValueError(f"sample_threads must be an integer >= 0, got {sample_threads!r}")
     used = resolve_sampler(sampler, mode, np.asarray(w_star).size, len(runs))
+    if not (np.isfinite(label_noise) and label_noise >= 0):
+        raise ValueError(f"label_noise must be a finite number >= 0, got {label_noise!r}")
     w_star = np.asarray(w_star, dtype=float)
     n = w_star.size
     w0 = np.asarray(w0, dtype=float)
@@ -356,7 +376,10 @@ def train(
             draw = _input_source(
                 mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack
             )
-        result = _run(w_star, w0, k, runs, mode, draw, fast, int(max_steps), tol, record, ref, codes, R, n)
+        noise = None
+        if label_noise > 0 and mode != "population":
+            noise = _label_noise(seed, label_noise, batch_size if mode == "fresh" else train_size, mode)
+        result = _run(w_star, w0, k, runs, mode, draw, fast, int(max_steps), tol, record, ref, codes, R, n, noise)
         result.extra["sampler"] = used
         return result
 
@@ -384,6 +407,24 @@ def resolve_sampler(sampler: str, mode: str, n: int, R: int) -> str:
     if mode == "fixed" or sampler == "direct":
         return "direct"
     return "projected" if R + 1 < n else "direct"
+
+
+def noise_seed(seed) -> np.random.SeedSequence:
+    """The label-noise stream of an input stream ``seed``: the child with spawn
+    key ``seed.spawn_key + (NOISE_TAG,)`` (``seed`` is not mutated, and no
+    stream the engine or the caller spawns gets this key)."""
+    ss = as_seed_sequence(seed)
+    return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (NOISE_TAG,), pool_size=ss.pool_size)
+
+
+def _label_noise(seed, sigma, items, mode):
+    """``noise(t)`` -> the (items,) label noise of step t: fresh draws each
+    step, or one fixed draw for the fixed training set."""
+    rng = np.random.Generator(np.random.PCG64(noise_seed(seed)))
+    if mode == "fixed":
+        fixed = sigma * rng.standard_normal(int(items))
+        return lambda t: fixed
+    return lambda t: sigma * rng.standard_normal(int(items))
 
 
 def _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample_threads, max_steps, stack):
@@ -429,7 +470,7 @@ def _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample
     return draw_fast
 
 
-def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, codes, R, n) -> TrainResult:
+def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, codes, R, n, noise=None) -> TrainResult:
     W = np.repeat((w0 / np.linalg.norm(w0))[:, None], R, axis=1)
     status = np.full(R, STATUS.index("max_steps"), dtype=np.int8)
     steps_run = np.full(R, int(max_steps), dtype=np.int64)
@@ -448,7 +489,17 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         traces["sparsity_u"][col_idx, j] = np.where(np.isnan(aw), np.nan, sparsity)
         if ref is not None:
             traces["dist_ref"][col_idx, j] = np.linalg.norm(Wc - ref[:, col_idx], axis=0)
+        # The relaxed objective with the true population loss (model: L_beta).
+        sub = runs.select(col_idx)
+        pen = np.empty(col_idx.size)
+        for p in PENALTIES:
+            cols = np.flatnonzero(sub.penalty == p)
+            if cols.size:
+                pen[cols] = penalty_value(Uc[:, cols], p, sub.a[cols])
+        gap = np.sum((Wc - Uc) ** 2, axis=0)
+        lbeta[col_idx, j] = aw / (2.0 * np.pi * k) + sub.lam * pen + 0.5 * sub.beta * gap
 
+    lbeta = np.full((R, T), np.nan)
     rec_j = 0
     for t in range(int(max_steps) + 1):
         while rec_j < T and record[rec_j] == t:
@@ -466,13 +517,15 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         if mode == "population":
             G = expected_coarse_gradient_fast(Wa, w_star, k, codes[idx])
         elif isinstance(draw, ProjectedSource):
-            G = draw.gradient(t, Wa, codes[idx], work)
+            G = draw.gradient(t, Wa, codes[idx], work, None if noise is None else noise(t))
         elif fast:
             Z32, count_star = draw(t)
+            if noise is not None:  # y = count*/k + sigma xi: in counts, count* + k sigma xi
+                count_star = count_star + (k * noise(t)).astype(np.float32)
             G = empirical_coarse_gradient_f32(Z32, count_star, Wa, k, codes[idx], work)
         else:
             Zf, zs = draw(t)
-            G = empirical_coarse_gradient(Zf, zs, Wa, k, codes[idx])
+            G = empirical_coarse_gradient(Zf, zs, Wa, k, codes[idx], None if noise is None else noise(t))
         U = prox_columns(Wa, sub)
         W_new = Wa - sub.eta * (G + sub.beta * (Wa - U))
         norms = np.linalg.norm(W_new, axis=0)
@@ -501,4 +554,5 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
         status=status,
         steps_run=steps_run,
         **traces,
+        extra={"lbeta": lbeta},
     )

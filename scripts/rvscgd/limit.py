@@ -1,4 +1,9 @@
-"""The predicted limit of RVSCGD: fixed points of model.md section 5.
+"""Fixed points of model.md section 5 found by iterating the dynamics: a consistency check.
+
+The study's predictions come from ``rvscgd.fixed_points`` (scalar analysis,
+no dynamics); nothing in the pipeline calls ``predicted_limit``. It stays as
+an independent check of that enumeration (tests/unit/test_fixed_points.py
+iterates T from hundreds of starts with it) and of the engine.
 
 A fixed point (w-bar, u-bar) with ||w-bar|| = 1 solves
 

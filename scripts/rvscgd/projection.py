@@ -72,14 +72,17 @@ def orthogonal_part(Q: np.ndarray, Y: np.ndarray, gram: np.ndarray) -> np.ndarra
     return X
 
 
-def weights_f64(P: np.ndarray, z_star: np.ndarray, k: int, ste_codes) -> np.ndarray:
+def weights_f64(P: np.ndarray, z_star: np.ndarray, k: int, ste_codes, label_noise=None) -> np.ndarray:
     """``engine.empirical_coarse_gradient``'s weights M (B k, R) from the
-    pre-activations ``P`` (B k, R) and the teacher's ``z_star`` (B k,)."""
+    pre-activations ``P`` (B k, R), the teacher's ``z_star`` (B k,) and the
+    labels' noise (B,), if any."""
     Bk, R = P.shape
     B = Bk // k
     pos = P > 0
     f_w = pos.reshape(B, k, R).mean(axis=1)
     f_s = (z_star > 0).reshape(B, k).mean(axis=1)
+    if label_noise is not None:
+        f_s = f_s + label_noise
     resid = f_w - f_s[:, None]
     mu = np.empty_like(P)
     for code in np.unique(ste_codes):
@@ -131,7 +134,7 @@ def weights_f32(P: np.ndarray, count_star: np.ndarray, norms: np.ndarray, k: int
     return M
 
 
-def projected_gradient(A, z_star, Y, Q, W, k, ste_codes) -> np.ndarray:
+def projected_gradient(A, z_star, Y, Q, W, k, ste_codes, label_noise=None) -> np.ndarray:
     """Exact-path (float64) coarse gradient (n, R) of every column of ``W``.
 
     ``A`` (B k, d) and ``Y`` (n, R) standard normal, ``Q`` (n, d) from
@@ -139,7 +142,7 @@ def projected_gradient(A, z_star, Y, Q, W, k, ste_codes) -> np.ndarray:
     teacher's pre-activations (``||w*|| A[:, 0]``). Equal in distribution to
     ``engine.empirical_coarse_gradient`` on a fresh (B k, n) batch.
     """
-    M = weights_f64(A @ (Q.T @ W), z_star, k, np.asarray(ste_codes))
+    M = weights_f64(A @ (Q.T @ W), z_star, k, np.asarray(ste_codes), label_noise)
     # M carries the 1/(B k) of the mean: the orthogonal part's covariance is (M^T M) (x) P_perp.
     return Q @ (A.T @ M) + orthogonal_part(Q, Y, M.T @ M)
 
@@ -200,8 +203,12 @@ class ProjectedSource:
             MinibatchSampler(seed, self.B, self.k, int(R) + 1, threads=threads, post=teacher_counts)
         )
 
-    def gradient(self, t: int, W: np.ndarray, ste_codes, work) -> np.ndarray:
-        """The coarse gradient (n, R_active) of step ``t`` for the active columns ``W``."""
+    def gradient(self, t: int, W: np.ndarray, ste_codes, work, label_noise=None) -> np.ndarray:
+        """The coarse gradient (n, R_active) of step ``t`` for the active columns ``W``.
+
+        ``label_noise`` (B,), if given, is added to the labels. The noise is
+        independent of the inputs, so M still depends on the projections
+        alone and the orthogonal part keeps its law: projection stays exact."""
         first, inverse = distinct_columns(W, ste_codes)
         Wu, codes = W[:, first], np.asarray(ste_codes)[first]
         Q = span_basis(self.w_star, Wu)
@@ -209,9 +216,12 @@ class ProjectedSource:
         if self.fast:
             slot, buf = self.sampler.next(prefetch=t + 1 < self.max_steps)
             Y = self.rng_y.standard_normal((self.n, Wu.shape[1]))
-            G = projected_gradient_f32(buf[:, :d], self.counts[slot], Y, Q, Wu, self.k, codes, work)
+            counts = self.counts[slot]
+            if label_noise is not None:  # y = count*/k + sigma xi: in counts, count* + k sigma xi
+                counts = counts + (self.k * label_noise).astype(np.float32)
+            G = projected_gradient_f32(buf[:, :d], counts, Y, Q, Wu, self.k, codes, work)
         else:
             A = self.rng.standard_normal((self.B * self.k, d))
             Y = self.rng.standard_normal((self.n, Wu.shape[1]))
-            G = projected_gradient(A, np.linalg.norm(self.w_star) * A[:, 0], Y, Q, Wu, self.k, codes)
+            G = projected_gradient(A, np.linalg.norm(self.w_star) * A[:, 0], Y, Q, Wu, self.k, codes, label_noise)
         return G[:, inverse]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+import rvscgd
+
 from .grid import lam_effective, relu_constant
 
 CELL_DIMS = ("n", "k", "seed")
@@ -30,15 +32,155 @@ def support_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataA
     }
 
 
-def cell_dataset(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, mode: str) -> xr.Dataset:
-    """One cell's training runs joined with its teacher and predicted limits."""
+LIMIT_VARS = (
+    "w_bar",
+    "u_bar",
+    "n_limits",
+    "n_fixed_points",
+    "n_continua",
+    "limit_stable",
+    "fp_w_bar",
+    "fp_stable",
+    "fp_multiplicity",
+    "fp_N",
+    "fp_flags",
+    "cont_base",
+    "cont_radius",
+    "cont_threshold",
+    "cont_size_min",
+    "cont_size_max",
+    "threshold",
+)
+# limit_kind values (CF flags): which predicted object a run's final state is.
+LIMIT_KINDS = {"not_applicable": -1, "isolated": 0, "continuum": 1, "unpredicted": 2}
+# How the configured lambda is meant, said in `lam`'s long_name: CF wants a UDUNITS
+# unit in `units` ("1": dimensionless), and c(k) or a prox threshold is none.
+LAM_MEANING = {"absolute": "", "relative_to_c": ", in units of c(k)", "threshold": ", as a prox threshold"}
+
+
+def lam_attrs(config: dict) -> dict:
+    """Attributes of the `lam` coordinate of every dataset (CF-1.8 clean)."""
+    units = config["grid"]["lam_units"]
+    return {
+        "long_name": "penalty weight lambda as configured" + LAM_MEANING[units],
+        "lam_units": units,
+        "units": "1",
+    }
+
+
+_LIMIT_KEY = ("penalty", "lam", "beta", "eta", "ste")
+DEFAULT_MATCH_TOL = {"population": 1e-6, "empirical": 0.05}
+
+
+def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: float) -> dict:
+    """Which predicted fixed point each run's final state is (docs/theory.md 5.2).
+
+    A run is ``isolated`` when its final w is within ``tol`` of a listed fixed
+    point's orbit (``rvscgd.orbit_distances``) and its u_final has that point's
+    support (entries above the threshold);
+    ``continuum`` when within ``tol`` of the l0 continuum's conditions;
+    otherwise ``unpredicted`` (never counted as a new limit).
+    ``not_applicable``: un-normalised, clipped_relu, or diverged runs.
+    Returns the per-run variables as arrays over the train dataset's dims.
+    """
+    w_star = data["w_star"].values
+    off = w_star == 0
+    wf = train["w_final"]
+    dims = [d for d in wf.dims if d != "feature"]
+    wf = wf.transpose(*dims, "feature")
+    uf = train["u_final"].transpose(*dims, "feature").values
+    shape = wf.shape[:-1]
+    kind = np.full(shape, LIMIT_KINDS["not_applicable"], dtype=np.int8)
+    index = np.full(shape, -1, dtype=np.int32)
+    dist = np.full(shape, np.nan)
+    best = np.zeros(shape, dtype=np.int8)
+    W = wf.values
+    coord_values = [wf[d].values for d in dims]
+    groups = {}  # runs of one setting (normalise, batch sizes) share its fixed points
+    for pos in np.ndindex(shape):
+        co = {d: v[i] for d, v, i in zip(dims, coord_values, pos, strict=True)}
+        if not bool(co["normalise"]) or co["ste"] == "clipped_relu" or not np.all(np.isfinite(W[pos])):
+            continue
+        groups.setdefault(tuple(co[d] for d in _LIMIT_KEY), []).append(pos)
+    # numpy arrays indexed by grid position: xarray's .sel per setting costs more than the matching
+    names = ("fp_w_bar", "fp_stable", "threshold", "cont_size_min", "cont_size_max", "cont_threshold")
+    names += ("cont_base", "cont_radius")
+    arrays = {
+        v: limits[v].transpose(*_LIMIT_KEY, *[d for d in limits[v].dims if d not in _LIMIT_KEY]).values for v in names
+    }
+    where = [{val: i for i, val in enumerate(limits[d].values.tolist())} for d in _LIMIT_KEY]
+    for key, positions in groups.items():
+        at = tuple(wh[val.item() if hasattr(val, "item") else val] for wh, val in zip(where, key, strict=True))
+        lim = {v: a[at] for v, a in arrays.items()}
+        pts = lim["fp_w_bar"]
+        listed = np.all(np.isfinite(pts), axis=1)
+        stable = (lim["fp_stable"] == 1) & listed
+        thr = float(lim["threshold"])
+        size_min, size_max = int(lim["cont_size_min"]), int(lim["cont_size_max"])
+        best_i = -1
+        if stable.any():
+            d_w = np.full(pts.shape[0], np.inf)
+            d_w[listed] = rvscgd.orbit_distances(w_star, pts[listed], w_star)[0]
+            best_i = int(np.argmin(np.where(stable, d_w, np.inf)))
+        for pos in positions:
+            w = W[pos]
+            d_pts = np.full(pts.shape[0], np.inf)
+            oriented = np.full(pts.shape, np.nan)
+            if listed.any():
+                d_pts[listed], oriented[listed] = rvscgd.orbit_distances(w_star, pts[listed], w)
+            d_cont = np.inf
+            if size_min > 0:
+                kept = off & (np.abs(w) > float(lim["cont_threshold"]))
+                if size_min <= kept.sum() <= size_max:
+                    proj = lim["cont_base"].copy()
+                    proj[kept] = w[kept] * float(lim["cont_radius"]) / np.linalg.norm(w[kept])
+                    d_cont = float(np.linalg.norm(w - proj))
+            i = int(np.argmin(d_pts))
+            # lam = 0 thresholds nothing: the support of u is then that of w, rounding included.
+            same_support = bool(np.isfinite(d_pts[i])) and (
+                thr == 0 or np.array_equal(uf[pos] != 0, np.abs(oriented[i]) > thr)
+            )
+            if d_pts[i] <= tol and same_support:
+                kind[pos], index[pos] = LIMIT_KINDS["isolated"], i
+                best[pos] = int(i == best_i)
+            elif d_cont <= tol:
+                kind[pos] = LIMIT_KINDS["continuum"]
+            else:
+                kind[pos] = LIMIT_KINDS["unpredicted"]
+            dist[pos] = min(float(np.min(np.where(stable, d_pts, np.inf))), d_cont)
+    return {"dims": dims, "limit_kind": kind, "limit_index": index, "limit_distance": dist, "limit_best": best}
+
+
+def cell_dataset(
+    train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, mode: str, match_tol: float | None = None
+) -> xr.Dataset:
+    """One cell's training runs joined with its teacher, predicted fixed points
+    and the fixed point each run reached (``match_runs``)."""
     ds = train.copy()
     ds["w_star"] = data["w_star"]
     ds["w0"] = data["w0"]
-    for name in ("w_bar", "u_bar", "n_limits", "limit_share", "limit_stable", "limit_counts"):
+    for name in LIMIT_VARS:
         ds[name] = limits[name]
-    # Every search has w0 plus limit.starts starts: the `limit` dim is that long.
-    ds["limit_counts"].attrs["n_starts"] = int(limits.sizes["limit"])
+    tol = DEFAULT_MATCH_TOL[mode] if match_tol is None else float(match_tol)
+    m = match_runs(train, data, limits, tol)
+    dims = m.pop("dims")
+    ds["limit_kind"] = (
+        dims,
+        m["limit_kind"],
+        {
+            "long_name": "which predicted object the run ended on",
+            "flag_values": np.array(list(LIMIT_KINDS.values()), dtype=np.int8),
+            "flag_meanings": " ".join(LIMIT_KINDS),
+            "match_tol": tol,
+        },
+    )
+    ds["limit_index"] = (dims, m["limit_index"], {"long_name": "fixed_point index of the matched point (-1: none)"})
+    ds["limit_distance"] = (
+        dims,
+        m["limit_distance"],
+        {"long_name": "distance of w_final to the nearest predicted stable fixed point or continuum", "units": "1"},
+    )
+    ds["limit_best"] = (dims, m["limit_best"], {"long_name": "1 if the run ended at w_bar (best stable point)"})
     ds.update(support_metrics(ds["u_final"], ds["w_star"]))
     ds.update({f"predicted_{k}": v for k, v in support_metrics(ds["u_bar"], ds["w_star"]).items()})
     ds = ds.drop_vars("feature")
@@ -51,24 +193,38 @@ def cell_dataset(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, mode: 
 def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond n."""
     n_max = max(int(c.sizes["feature"]) for c in cells)
+    p_max = max(int(c.sizes.get("fixed_point", 0)) for c in cells)
     padded = [c.pad(feature=(0, n_max - c.sizes["feature"])) for c in cells]
+    if p_max:  # one length of the fixed_point dimension, or combine would spread every variable over it
+        padded = [
+            c.drop_vars("fixed_point")
+            .pad(fixed_point=(0, p_max - c.sizes["fixed_point"]))
+            .assign_coords(fixed_point=np.arange(p_max))
+            for c in padded
+        ]
     ds = xr.combine_by_coords(padded, combine_attrs="drop_conflicts", join="outer")
     ds.attrs = {}
     ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
     ks = ds["k"].values
-    lam_eff = np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values])
+    if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
+        pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
+        lam_eff = np.array(
+            [
+                [[[lam_effective(config, lam, int(k), p, b) for k in ks] for b in betas] for lam in ds["lam"].values]
+                for p in pens
+            ]
+        )
+        eff_dims = ("penalty", "lam", "beta", "k")
+    else:
+        lam_eff = np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values])
+        eff_dims = ("lam", "k")
     ds["lam_effective"] = (
-        ("lam", "k"),
+        eff_dims,
         lam_eff,
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
     ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "relu coarse-gradient constant c(k)"})
-    relative = config["grid"]["lam_units"] == "relative_to_c"
-    ds["lam"].attrs.update(
-        long_name="penalty weight lambda as configured" + (", in units of c(k)" if relative else ""),
-        lam_units=config["grid"]["lam_units"],
-        units="1",  # dimensionless either way; c(k) is no UDUNITS unit (the long_name says it)
-    )
+    ds["lam"].attrs.update(lam_attrs(config))
     ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
     ds["eta"].attrs.update(long_name="step size eta", units="1")
     ds["penalty"].attrs.update(long_name="sparsity penalty")

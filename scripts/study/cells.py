@@ -23,7 +23,7 @@ TRACE_VARS = {
     "angle_u": ("angle between u^t = prox(w^t) and w*", "rad"),
     "loss": ("population loss L(w^t) = theta / (2 pi k)", "1"),
     "sparsity_u": ("fraction of zero entries of u^t", "1"),
-    "dist_wbar": ("distance ||w^t - w_bar|| to the predicted limit", "1"),
+    "dist_wbar": ("distance ||w^t - w_bar|| to the predicted limit (stable fixed point nearest w*)", "1"),
 }
 STATUS_ATTRS = {
     "long_name": "how the run ended",
@@ -57,62 +57,98 @@ def make_data_cell(config: dict, n: int, k: int, seed: int) -> xr.Dataset:
     return ds
 
 
-def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
-    """Solve model.md section 5 for every (penalty, lam, beta, ste) of the grid.
+FLAG_BITS = {"at_threshold": 1, "neutral": 2, "fold": 4, "inexact": 8}
 
-    The run's own limit is the one population RVSCGD with the run's eta
-    reaches from its start w0; the search also runs from ``limit.starts``
-    random starts and records how many distinct limits exist and how often
-    each is reached.
+
+def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
+    """Every fixed point of docs/theory.md section 5 for each (penalty, lam, beta, eta, ste).
+
+    From ``rvscgd.fixed_points`` (scalar analysis, no dynamics): the listed
+    fixed points (``fp_*``, dimension ``fixed_point``, NaN-padded), the l0
+    continuum's conditions (``cont_*``), how many stable ones the theory
+    predicts (``n_limits``), and ``w_bar``/``u_bar``: the stable one nearest w*
+    (the theory's best limit). Which one a run reached is decided later, by
+    matching its final state (``study.aggregate``). ``clipped_relu`` has no
+    constant c: NaN there (documented).
     """
     n, k, seed = int(data.attrs["n"]), int(data.attrs["k"]), int(data.attrs["seed"])
     w_star = data["w_star"].values
-    w0 = data["w0"].values
-    extra = rvscgd.limit.random_starts(n, config["limit"]["starts"], _rng(config, n, k, seed, "limit_starts"))
-    starts = np.vstack([w0, extra])
     coords = {d: v for d, v in run_coords(config).items() if d in LIMIT_DIMS}
     shape = tuple(len(coords[d]) for d in LIMIT_DIMS)
-    max_limits = starts.shape[0]
-    w_bar = np.full(shape + (n,), np.nan)
-    u_bar = np.full(shape + (n,), np.nan)
-    n_limits = np.zeros(shape, dtype=np.int32)
-    share = np.full(shape, np.nan)
-    stable = np.zeros(shape, dtype=np.int8)
-    counts = np.zeros(shape + (max_limits,), dtype=np.int32)
     a = config["grid"]["tl1_a"]
+    results = {}
     for idx in np.ndindex(shape):
         penalty, lam, beta, eta, ste = (coords[d][i] for d, i in zip(LIMIT_DIMS, idx, strict=True))
         if ste == "clipped_relu":
-            continue  # no constant c: no closed fixed-point equation (NaN, documented)
-        # Followed with the run's eta: where several fixed points exist, the
-        # one predicted is the one the population run from w0 reaches.
-        search = rvscgd.predicted_limit(
-            w_star, k, lam_effective(config, lam, k), beta, penalty, a=a, ste=ste, starts=starts, eta=eta
+            continue
+        results[idx] = rvscgd.fixed_points(
+            w_star, k, lam_effective(config, lam, k, penalty, beta), beta, penalty, a=a, ste=ste, eta=eta
         )
-        n_limits[idx] = len(search)
-        counts[idx][: len(search)] = [lim.count for lim in search.limits]
-        own = search.start_limit[0]
-        if own >= 0:
-            lim = search.limits[own]
-            w_bar[idx], u_bar[idx] = lim.w_bar, lim.u_bar
-            share[idx] = lim.count / search.n_starts
-            stable[idx] = lim.stable
+    P = max([len(fp) for fp in results.values()], default=0)
+    P = max(P, 1)
+    w_bar = np.full(shape + (n,), np.nan)
+    u_bar = np.full(shape + (n,), np.nan)
+    n_limits = np.zeros(shape, dtype=np.int64)
+    n_points = np.zeros(shape, dtype=np.int64)
+    n_cont = np.zeros(shape, dtype=np.int8)
+    stable = np.zeros(shape, dtype=np.int8)
+    fp_w = np.full(shape + (P, n), np.nan)
+    fp_stable = np.full(shape + (P,), -1, dtype=np.int8)
+    fp_mult = np.zeros(shape + (P,), dtype=np.int64)
+    fp_N = np.full(shape + (P,), np.nan)
+    fp_flags = np.zeros(shape + (P,), dtype=np.int8)
+    cont_base = np.full(shape + (n,), np.nan)
+    cont_radius = np.full(shape, np.nan)
+    cont_thr = np.full(shape, np.nan)
+    cont_min = np.zeros(shape, dtype=np.int32)
+    cont_max = np.zeros(shape, dtype=np.int32)
+    thr = np.full(shape, np.nan)
+    for idx, fp in results.items():
+        thr[idx] = rvscgd.threshold(fp.lam / fp.beta, fp.penalty, fp.a)
+        n_limits[idx], n_points[idx], n_cont[idx] = fp.n_stable, fp.n_points, len(fp.continuum)
+        for j, p in enumerate(fp):
+            fp_w[idx][j], fp_stable[idx][j], fp_mult[idx][j], fp_N[idx][j] = p.w_bar, p.stable, p.multiplicity, p.N
+            fp_flags[idx][j] = sum(FLAG_BITS[f] for f in p.flags)
+        good = [j for j, p in enumerate(fp) if p.stable]
+        if good:
+            dist, oriented = rvscgd.orbit_distances(w_star, fp_w[idx][good], w_star)
+            best = int(np.argmin(dist))
+            w_bar[idx] = oriented[best]
+            u_bar[idx] = rvscgd.prox(oriented[best], fp.lam / fp.beta, fp.penalty, fp.a)
+            stable[idx] = 1
+        if fp.continuum:
+            cont = fp.continuum[0]
+            cont_base[idx], cont_radius[idx], cont_thr[idx] = cont.base, cont.radius, cont.threshold
+            cont_min[idx], cont_max[idx] = cont.size_min, cont.size_max
     dims = LIMIT_DIMS
+    fdims = dims + ("fixed_point",)
+    flag_attrs = {
+        "long_name": "conditions that hold only up to rounding (bit mask)",
+        "flag_masks": np.array(list(FLAG_BITS.values()), dtype=np.int8),
+        "flag_meanings": " ".join(FLAG_BITS),
+    }
     ds = xr.Dataset(
         {
-            "w_bar": (dims + ("feature",), w_bar, {"long_name": "predicted limit w_bar reached from w0", "units": "1"}),
+            "w_bar": (dims + ("feature",), w_bar, {"long_name": "predicted limit: the stable fixed point nearest w*"}),
             "u_bar": (dims + ("feature",), u_bar, {"long_name": "predicted sparse limit u_bar = prox(w_bar)"}),
-            "n_limits": (dims, n_limits, {"long_name": "distinct fixed points found from all starts"}),
-            "limit_share": (dims, share, {"long_name": "share of starts reaching the run's predicted limit"}),
-            "limit_stable": (dims, stable, {"long_name": "the run's predicted limit is linearly stable (1) or not"}),
-            "limit_counts": (
-                dims + ("limit",),
-                counts,
-                {"long_name": "starts reaching each distinct fixed point, most reached first"},
-            ),
+            "n_limits": (dims, n_limits, {"long_name": "stable isolated fixed points the theory predicts"}),
+            "n_fixed_points": (dims, n_points, {"long_name": "isolated fixed points listed (stable or not)"}),
+            "n_continua": (dims, n_cont, {"long_name": "continua of fixed points (l0, beta > c)"}),
+            "limit_stable": (dims, stable, {"long_name": "w_bar exists and is linearly stable (1) or not (0)"}),
+            "fp_w_bar": (fdims + ("feature",), fp_w, {"long_name": "every listed fixed point (one per profile)"}),
+            "fp_stable": (fdims, fp_stable, {"long_name": "listed fixed point is linearly stable (1/0; -1 padding)"}),
+            "fp_multiplicity": (fdims, fp_mult, {"long_name": "distinct fixed points the profile stands for"}),
+            "fp_N": (fdims, fp_N, {"long_name": "N = ||c w* + beta u_bar|| of the listed fixed point"}),
+            "fp_flags": (fdims, fp_flags, flag_attrs),
+            "cont_base": (dims + ("feature",), cont_base, {"long_name": "continuum: the fixed support part c w*/beta"}),
+            "cont_radius": (dims, cont_radius, {"long_name": "continuum: ||x_K|| of its kept off-support entries"}),
+            "cont_threshold": (dims, cont_thr, {"long_name": "continuum: threshold its kept entries exceed"}),
+            "cont_size_min": (dims, cont_min, {"long_name": "continuum: fewest kept off-support entries (0: none)"}),
+            "cont_size_max": (dims, cont_max, {"long_name": "continuum: most kept off-support entries"}),
+            "threshold": (dims, thr, {"long_name": "prox threshold: entries above it are kept", "units": "1"}),
         },
-        coords={**coords, "feature": np.arange(n)},
-        attrs={"n": n, "k": k, "seed": seed, "n_starts": starts.shape[0]},
+        coords={**coords, "fixed_point": np.arange(P), "feature": np.arange(n)},
+        attrs={"n": n, "k": k, "seed": seed, "source": "rvscgd.fixed_points (scalar analysis, docs/theory.md)"},
     )
     return ds
 
@@ -132,7 +168,7 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
     shape = tuple(len(coords[d]) for d in RUN_DIMS)
     runs = rvscgd.make_runs(
         penalty=[r["penalty"] for r in table],
-        lam=[lam_effective(config, r["lam"], k) for r in table],
+        lam=[lam_effective(config, r["lam"], k, r["penalty"], r["beta"]) for r in table],
         beta=[r["beta"] for r in table],
         eta=[r["eta"] for r in table],
         a=config["grid"]["tl1_a"],
@@ -181,21 +217,34 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
         ds.attrs["sampler"] = res.extra["sampler"]
         return ds
 
+    def empirical(sigma):
+        if config["empirical"]["sampling"] == "fresh":
+            stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream"))
+            sizes = [int(b) for b in config["empirical"]["batch_size"]]
+            ds = xr.concat([one("fresh", stream, batch_size=b, label_noise=sigma) for b in sizes], dim="batch_size")
+            return ds.assign_coords(batch_size=("batch_size", sizes, {"long_name": "inputs per step B"})), "fresh"
+        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "train_set"))
+        m = int(config["empirical"]["train_size"])
+        ds = one("fixed", stream, train_size=m, label_noise=sigma).expand_dims(batch_size=[m])
+        ds["batch_size"].attrs["long_name"] = "fixed training set size m (full batch)"
+        return ds, "fixed"
+
     if mode == "population":
         ds = one("population", None)
         sampling = "expectation"
-    elif config["empirical"]["sampling"] == "fresh":
-        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream"))
-        sizes = [int(b) for b in config["empirical"]["batch_size"]]
-        ds = xr.concat([one("fresh", stream, batch_size=b) for b in sizes], dim="batch_size")
-        ds = ds.assign_coords(batch_size=("batch_size", sizes, {"long_name": "inputs per step B"}))
-        sampling = "fresh"
     else:
-        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "train_set"))
-        m = int(config["empirical"]["train_size"])
-        ds = one("fixed", stream, train_size=m).expand_dims(batch_size=[m])
-        ds["batch_size"].attrs["long_name"] = "fixed training set size m (full batch)"
-        sampling = "fixed"
+        sigmas = [float(s) for s in config["empirical"].get("label_noise", [0.0])]
+        if sigmas == [0.0]:
+            # No label_noise dimension: the datasets are exactly those of a study without label noise.
+            ds, sampling = empirical(0.0)
+        else:
+            # Every sigma on the same input stream (and the same noise draws, scaled).
+            parts = [empirical(s) for s in sigmas]
+            sampling = parts[0][1]
+            ds = xr.concat([p[0] for p in parts], dim="label_noise")
+            ds = ds.assign_coords(
+                label_noise=("label_noise", sigmas, {"long_name": "label noise sigma: y = f(Z; w*) + sigma N(0, 1)"})
+            )
     ds.attrs.update({"n": n, "k": k, "seed": seed, "mode": mode, "sampling": sampling})
     return ds
 
@@ -213,6 +262,27 @@ def _result_dataset(res, shape, coords, n) -> xr.Dataset:
             getattr(res, src).reshape(shape + (T,)),
             {"long_name": long_name, "units": units},
         )
+    data_vars["lbeta"] = (
+        RUN_DIMS + ("step",),
+        res.extra["lbeta"].reshape(shape + (T,)),
+        {"long_name": "relaxed objective L(w^t) + lam P(u^t) + beta/2 ||w^t - u^t||^2, true population loss"},
+    )
+    # Does L_beta rise along the run (on the recorded steps), and by how much above its running minimum?
+    lb = res.extra["lbeta"]
+    running_min = np.fmin.accumulate(lb, axis=1)
+    rise = np.nanmax(np.where(np.isnan(lb), -np.inf, lb - running_min), axis=1)
+    rise = np.where(np.all(np.isnan(lb), axis=1), np.nan, np.maximum(rise, 0.0))
+    scale = np.nanmax(np.abs(lb), axis=1, initial=0.0)
+    data_vars["lbeta_rise"] = (
+        RUN_DIMS,
+        rise.reshape(shape),
+        {"long_name": "largest rise of L_beta above its running minimum (recorded steps)", "units": "1"},
+    )
+    data_vars["lbeta_rises"] = (
+        RUN_DIMS,
+        np.where(np.isnan(rise), -1, rise > 1e-12 * np.maximum(scale, 1e-300)).astype(np.int8).reshape(shape),
+        {"long_name": "L_beta rose somewhere on the recorded steps (1), never (0), undefined (-1)"},
+    )
     data_vars["w_final"] = (RUN_DIMS + ("feature",), res.w_final.reshape(shape + (n,)), {"long_name": "final w"})
     data_vars["u_final"] = (
         RUN_DIMS + ("feature",),

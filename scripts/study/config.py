@@ -251,6 +251,22 @@ def semantic_problems(config: dict) -> list[str]:
                 f"empirical.sampler = 'projected': needs runs per cell + 1 < n, but {runs} runs and dims.n has "
                 f"{small}; use auto (direct there) or direct"
             )
+    two = config.get("two_layer", {})
+    if two.get("enabled"):
+        small = []
+        for n in two["n"]:
+            try:
+                teacher_sparsity(config, n)
+            except ValueError:
+                small.append(n)
+        if small:
+            problems.append(
+                f"two_layer.n = {two['n']!r}: teacher.sparsity = {sp!r} gives more nonzeros than n = {min(small)}"
+            )
+        if two["starts"]["random"] + two["starts"]["near_spurious"] < 1:
+            problems.append(
+                f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
+            )
     results = Path(config["results_dir"])
     probe = results
     while not probe.exists():
@@ -275,6 +291,21 @@ def slice_grid(config: dict, dim: str) -> tuple[str, list]:
 _SKIPS_OFF_GRID_PENALTIES = ("multiple_limits",)
 
 
+# Figures of the two-layer dataset: their lam and mode refer to the two_layer block.
+_TWO_LAYER_FIGURES = ("two_layer",)
+
+
+def _two_layer_figure_problems(config: dict, name: str, params: dict) -> list[str]:
+    two = config["two_layer"]
+    problems = []
+    lam = params.get("lam")
+    if lam is not None and not any(lam == g for g in two["grid"]["lam"]):
+        problems.append(f"figures.{name}.lam = {lam!r}: not in two_layer.grid.lam = {two['grid']['lam']}")
+    if params.get("mode") not in two["modes"]:
+        problems.append(f"figures.{name}.mode = {params.get('mode')!r}: not in two_layer.modes = {two['modes']}")
+    return problems
+
+
 def figure_problems(config: dict) -> list[str]:
     """Each enabled figure's slice values, lambdas and penalties must be on the
     grid (compared with ``==``: the datasets' coordinates hold exactly the
@@ -286,6 +317,9 @@ def figure_problems(config: dict) -> list[str]:
         if not (isinstance(block, dict) and block.get("enabled")):
             continue  # dpi, slice, and disabled figures
         params = figure_params(figs, name)
+        if name in _TWO_LAYER_FIGURES:
+            problems += _two_layer_figure_problems(config, name, params)
+            continue
         for dim, value in params.get("slice", {}).items():
             key, grid = slice_grid(config, dim)
             if not any(value == g for g in grid):

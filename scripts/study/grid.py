@@ -14,7 +14,16 @@ RUN_DIMS = ("penalty", "lam", "beta", "eta", "ste", "normalise")
 MODES = ("population", "empirical")
 
 # SeedSequence spawn-key purposes: each random object has its own stream.
-PURPOSE = {"teacher": 0, "start": 1, "stream": 2, "train_set": 3, "limit_starts": 4}
+PURPOSE = {
+    "teacher": 0,
+    "start": 1,
+    "stream": 2,
+    "train_set": 3,
+    "limit_starts": 4,
+    "two_layer_v_star": 5,
+    "two_layer_starts": 6,
+    "two_layer_stream": 7,
+}
 
 
 def teacher_sparsity(config: dict, n: int) -> int:
@@ -31,10 +40,34 @@ def relu_constant(k: int) -> float:
     return 1.0 / (2.0 * k * math.sqrt(2.0 * math.pi))
 
 
-def lam_effective(config: dict, lam: float, k: int) -> float:
-    """The lambda the algorithm uses: the configured value, or that times c(k)."""
-    if config["grid"]["lam_units"] == "relative_to_c":
+def lam_from_threshold(theta: float, penalty: str, beta: float, a: float = 1.0) -> float:
+    """The lambda whose prox threshold (docs/theory.md section 3) is ``theta``:
+    l0 ``sqrt(2 lam/beta)``, l1 ``lam/beta``, TL1 ``(a+1) t/a`` for
+    ``t <= a^2/(2(a+1))`` (threshold <= a/2), else ``sqrt(2 t (a+1)) - a/2``."""
+    theta = float(theta)
+    if penalty == "l0":
+        t = theta * theta / 2.0
+    elif penalty == "l1":
+        t = theta
+    elif penalty == "tl1":
+        t = a * theta / (a + 1.0) if theta <= a / 2.0 else (theta + a / 2.0) ** 2 / (2.0 * (a + 1.0))
+    else:
+        raise ValueError(f"penalty must be l0, l1 or tl1, got {penalty!r}")
+    return float(beta) * t
+
+
+def lam_effective(config: dict, lam: float, k: int, penalty: str | None = None, beta: float | None = None) -> float:
+    """The lambda the algorithm uses: the configured value (``absolute``), that
+    times c(k) (``relative_to_c``), or (``threshold``) the lambda whose prox
+    threshold for ``penalty`` and ``beta`` is the configured value, so every
+    penalty thresholds at the same magnitude."""
+    units = config["grid"]["lam_units"]
+    if units == "relative_to_c":
         return lam * relu_constant(k)
+    if units == "threshold":
+        if penalty is None or beta is None:
+            raise ValueError("lam_units 'threshold' needs the penalty and beta of the run (penalty=None or beta=None)")
+        return lam_from_threshold(lam, penalty, beta, config["grid"].get("tl1_a", 1.0))
     return float(lam)
 
 
@@ -71,6 +104,15 @@ def cells(config: dict, mode: str) -> list[dict]:
         for k in config["dims"]["k"]
         for seed in config["seeds"]
     ]
+
+
+def two_layer_cells(config: dict) -> list[dict]:
+    """Cells (n, k, seed) of the two-layer model (config ``two_layer``), one
+    training job each; [] when it is disabled."""
+    c = config.get("two_layer", {})
+    if not c.get("enabled", False):
+        return []
+    return [{"n": n, "k": k, "seed": seed} for n in c["n"] for k in c["k"] for seed in c["seeds"]]
 
 
 def seed_sequence_key(config: dict, n: int, k: int, seed: int, purpose: str) -> dict:

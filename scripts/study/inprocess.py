@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xarray as xr
 
+from . import two_layer
 from .aggregate import cell_dataset, combine
 from .cells import make_data_cell, predict_limits_cell, train_cell
 from .config import load_files
@@ -13,8 +14,8 @@ from .grid import MODES, cells
 
 def build_datasets(config: dict) -> dict[str, xr.Dataset]:
     """{mode: aggregated dataset} for every enabled mode of a config that passed
-    the gate (``load_config``: checked, defaults filled in), exactly as the
-    workflow's aggregate rule makes them."""
+    the gate (``load_config``: checked, defaults filled in), and "two_layer" if
+    enabled, exactly as the workflow's aggregate rules make them."""
     out = {}
     cache = {}
     for mode in MODES:
@@ -25,9 +26,13 @@ def build_datasets(config: dict) -> dict[str, xr.Dataset]:
                 data = make_data_cell(config, *key)
                 cache[key] = (data, predict_limits_cell(config, data))
             data, limits = cache[key]
-            parts.append(cell_dataset(train_cell(config, mode, data, limits), data, limits, mode))
+            tol = config["limit"]["match_tol"][mode]
+            parts.append(cell_dataset(train_cell(config, mode, data, limits), data, limits, mode, tol))
         if parts:
             out[mode] = combine(parts, config, mode)
+    two = [two_layer.train_cell(config, c["n"], c["k"], c["seed"]) for c in two_layer.cells(config)]
+    if two:
+        out["two_layer"] = two_layer.combine(two, config)
     return out
 
 

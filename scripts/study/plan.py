@@ -24,9 +24,10 @@ import time
 
 from rvscgd.engine import resolve_sampler
 
+from . import two_layer
 from .cells import make_data_cell, predict_limits_cell, train_cell
 from .config import ConfigError
-from .grid import MODES, run_table
+from .grid import MODES, run_table, two_layer_cells
 from .inprocess import load_config
 
 
@@ -81,6 +82,30 @@ def plan(config: dict, fraction: float, compare_direct: bool = False) -> list[di
     return rows
 
 
+def plan_two_layer(config: dict, fraction: float) -> float:
+    """Predicted core-seconds of the two-layer cells (0 if disabled): each
+    (n, k) timed on its first seed for a fraction of the steps."""
+    cells = two_layer_cells(config)
+    if not cells:
+        return 0.0
+    c = config["two_layer"]
+    short = copy.deepcopy(config)
+    short["two_layer"]["max_steps"] = max(10, int(c["max_steps"] * fraction))
+    total = 0.0
+    for n in c["n"]:
+        for k in c["k"]:
+            t0 = time.process_time()
+            two_layer.train_cell(short, n, k, c["seeds"][0])
+            cell_s = (time.process_time() - t0) * c["max_steps"] / short["two_layer"]["max_steps"]
+            total += cell_s * len(c["seeds"])
+            print(
+                f"two_layer n={n:4d} k={k:3d}  {cell_s:8.1f} s per cell  x{len(c['seeds'])} seeds = "
+                f"{cell_s * len(c['seeds']) / 3600:6.2f} core-h",
+                flush=True,
+            )
+    return total
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configfile")
@@ -98,11 +123,14 @@ def main(argv=None):
     figures = [name for name, block in config["figures"].items() if isinstance(block, dict) and block.get("enabled")]
     print(
         f"{args.configfile}: {cells} cells x {len(run_table(config))} runs each; jobs: {cells} make_data, "
-        f"{cells * len(modes)} train, {len(modes)} aggregate, {len(figures)} figures, 1 all",
+        f"{cells * len(modes)} train, {len(modes)} aggregate, "
+        + (f"{len(two_layer_cells(config))} two-layer train + 1 aggregate, " if two_layer_cells(config) else "")
+        + f"{len(figures)} figures, 1 all",
         flush=True,
     )
     rows = plan(config, args.steps_fraction, args.compare_direct)
-    total = sum(r["all_seeds_s"] for r in rows)
+    two = plan_two_layer(config, args.steps_fraction)
+    total = sum(r["all_seeds_s"] for r in rows) + two
     longest = max(max(r.get(f"{m}_s", 0.0) for m in MODES) for r in rows)
     print(f"total {total / 3600:.1f} core-hours (one core per job); longest training job {longest / 60:.1f} min")
     if args.compare_direct and config["empirical"]["enabled"]:

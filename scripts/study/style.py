@@ -158,10 +158,14 @@ def lam_label(lam, units: str = "relative_to_c") -> str:
     """Legend label of a penalty weight, in the dataset's units."""
     if float(lam) == 0:
         return CGD_LABEL
+    if units == "threshold":
+        return rf"threshold ${fmt_num(lam)}$"
     return rf"$\lambda={fmt_num(lam)}\,c(k)$" if units == "relative_to_c" else rf"$\lambda={fmt_num(lam)}$"
 
 
 def lam_axis_label(units: str = "relative_to_c") -> str:
+    if units == "threshold":
+        return r"prox threshold ($\lambda$ matched per penalty)"
     return r"$\lambda$ (units of $c(k)$)" if units == "relative_to_c" else r"$\lambda$"
 
 

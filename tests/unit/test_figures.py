@@ -45,7 +45,16 @@ TINY = {
     "population": {"max_steps": 300},
     "empirical": {"batch_size": [16, 64], "max_steps": 60},
     "trace_points": 10,
-    "limit": {"starts": 4},
+    "two_layer": {
+        "enabled": True,
+        "n": [6],
+        "k": [3],
+        "seeds": [0, 1],
+        "starts": {"random": 2, "near_spurious": 1},
+        "grid": {"lam": [0, 0.05], "ste": ["relu", "identity"], "normalise": [True, False]},
+        "max_steps": 60,
+        "batch_size": 16,
+    },
 }
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -130,11 +139,12 @@ def test_config_lists_every_figure(study):
 
 
 def test_figures_draw_from_one_mode_only(study):
-    """With one mode disabled, every figure still draws (from the other mode)."""
+    """With one mode disabled, every figure that reads that mode still draws
+    (the workflow does not run a figure none of whose datasets exist)."""
     config, datasets = study
     for mode in ("population", "empirical"):
         only = {mode: datasets[mode]}
-        for name in FIGURES:
+        for name in [f for f in FIGURES if mode in FIGURES[f].datasets]:
             params = figure_params(config["figures"], name)
             params.pop("mode", None)
             fig = draw(name, only, **params)
@@ -170,31 +180,31 @@ def test_multiple_limits_says_when_it_never_happened(study):
     assert "never happened" in figure_text(fig)
 
 
-def test_multiple_limits_draws_the_share_of_every_limit(study, tmp_path):
-    """With per-limit counts in the dataset (``limit_counts``), the figure
-    stacks the share of the starts reaching each fixed point."""
+def test_multiple_limits_compares_theory_with_runs(study, tmp_path):
+    """The figure counts the settings with several predicted stable fixed points
+    and the runs per outcome (limit_kind), and the counts add up to the runs."""
     _, datasets = study
-    pop = datasets["population"].drop_vars("limit_counts").copy(deep=True)
-    starts = 1 + TINY["limit"]["starts"]
-    first = (pop["limit_share"].fillna(1) * starts).round()
-    counts = xr.concat([first, starts - first, xr.zeros_like(first)], dim="limit")
-    pop["limit_counts"] = counts.where(pop["n_limits"] > 0, 0).astype(int)
-    pop["limit_counts"].attrs["n_starts"] = starts
-    pop["n_limits"] = xr.where(pop["n_limits"] > 0, 2, 0)  # every search: two fixed points
+    pop = datasets["population"].copy(deep=True)
+    pop["n_limits"] = xr.where(pop["n_limits"] > 0, 2, 0)  # every setting: two stable fixed points
     fig = draw("multiple_limits", {"population": pop})
-    assert "share of starts reaching each fixed point" in figure_text(fig)
+    text = figure_text(fig)
+    assert "theory predicts" in text
+    lams = [x for x in pop["lam"].values if x > 0]
+    kinds = pop["limit_kind"].sel(lam=lams, penalty=["l0", "tl1"])
+    assert f"runs ({int((kinds >= 0).sum())})" in text
     style.save(fig, tmp_path / "m.png", tmp_path / "m.pdf", dpi=60)
 
 
-def test_aggregated_limit_counts_cover_every_start(study):
-    """The datasets' own limit_counts: each search's counts add up to its starts."""
+def test_every_normalised_population_run_is_matched(study):
+    """Every converged normalised population run (relu/identity) has a limit_kind,
+    and one labelled isolated sits within the tolerance of a listed point."""
     _, datasets = study
-    counts = datasets["population"]["limit_counts"]
-    assert counts.attrs["n_starts"] == 1 + TINY["limit"]["starts"] == counts.sizes["limit"]
-    searched = datasets["population"]["n_limits"] > 0
-    total = counts.sum("limit").where(searched)
-    assert float(total.max()) <= counts.attrs["n_starts"]
-    assert float(total.min()) >= 1
+    pop = datasets["population"]
+    run = (pop["status"] == 0) & pop["normalise"]
+    kind = pop["limit_kind"].where(run)
+    assert int((kind == -1).sum()) == 0
+    iso = pop["limit_distance"].where(kind == 0)
+    assert float(iso.max()) <= pop["limit_kind"].attrs["match_tol"]
 
 
 def test_slice_off_the_grid_is_an_error(study):
@@ -247,10 +257,11 @@ def test_predicted_steps_of_plain_cgd_match_the_runs(study):
 
 def test_datasets_carry_the_facts_figures_need(study):
     config, datasets = study
-    for mode, ds in datasets.items():
+    for mode in ("population", "empirical"):
+        ds = datasets[mode]
         assert ds.attrs["tl1_a"] == config["grid"]["tl1_a"]
         assert ds.attrs["tol"] == config[mode]["tol"]
-        assert ds["limit_counts"].attrs["n_starts"] == 1 + config["limit"]["starts"]
+        assert ds["limit_kind"].attrs["match_tol"] == config["limit"]["match_tol"][mode]
 
 
 @pytest.mark.parametrize("name", FIGURES)

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 
 from study import config as study_config  # noqa: E402
-from study.grid import MODES, cells  # noqa: E402
+from study.grid import MODES, cells, two_layer_cells  # noqa: E402
 from study.locks import (  # noqa: E402
     clear_stale_lock,
     persistence_backend,
@@ -75,8 +75,16 @@ def cell_files(mode, kind):
     ]
 
 
+def two_layer_train_files():
+    return [
+        f"{RESULTS}/two_layer/train/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
+        for c in two_layer_cells(config)
+    ]
+
+
 def datasets_all():
-    return [f"{RESULTS}/datasets/{m}.nc" for m in enabled_modes()]
+    two_layer = [f"{RESULTS}/datasets/two_layer.nc"] if two_layer_cells(config) else []
+    return [f"{RESULTS}/datasets/{m}.nc" for m in enabled_modes()] + two_layer
 
 
 def train_params(wildcards):

@@ -22,10 +22,19 @@ def figure_datasets(name):
     """The datasets a figure reads: the one of its `mode` if set, else those of
     its registry entry that the config enables."""
     mode = config["figures"][name].get("mode")
+    if FIGURES[name].datasets == ("two_layer",):
+        mode = None  # its `mode` picks traces inside the one two-layer dataset
     names = (
-        [mode] if mode else [d for d in FIGURES[name].datasets if d in enabled_modes()]
+        [mode]
+        if mode
+        else [d for d in FIGURES[name].datasets if d in available_datasets()]
     )
     return [f"{RESULTS}/datasets/{d}.nc" for d in names]
+
+
+def available_datasets():
+    """The datasets the config makes: its enabled modes, and two_layer if enabled."""
+    return enabled_modes() + (["two_layer"] if two_layer_cells(config) else [])
 
 
 def figure_code(name):
@@ -52,6 +61,6 @@ def figures_all():
     return [
         f"{RESULTS}/figures/{name}.{ext}"
         for name in FIGURES
-        if config["figures"][name]["enabled"]
+        if config["figures"][name]["enabled"] and figure_datasets(name)
         for ext in ("png", "pdf")
     ]

@@ -54,15 +54,24 @@ FIGURES: dict[str, Figure] = {
     "convergence": Figure("1. Convergence", "Angles to w* versus step", BOTH, ("draw", "select", "stats")),
     "limit_distance": Figure("2. The limit", "Distance to the predicted limit", BOTH, ("draw", "select", "stats")),
     "limit_prediction": Figure("2. The limit", "Predicted versus measured limit", BOTH, ("draw", "select", "stats")),
+    "noise_floor": Figure(
+        "2. The limit", "Noise floor versus label noise", ("empirical",), ("draw", "select", "stats")
+    ),
     "sparsity_accuracy": Figure(
         "3. Sparsity and accuracy", "Sparsity and error versus lambda", BOTH, ("draw", "select", "stats")
     ),
     "tradeoff": Figure("3. Sparsity and accuracy", "Error at matched sparsity", BOTH, ("draw", "select", "stats")),
     "support_recovery": Figure("4. Support recovery", "Exact support recovery", BOTH, ("draw", "select", "stats")),
-    "multiple_limits": Figure("5. Multiple limits", "Distinct fixed points", BOTH, ("draw", "select", "stats")),
+    "multiple_limits": Figure("5. Multiple limits", "Fixed points: theory and runs", BOTH, ("draw", "select")),
     "ste": Figure("6. Straight-through estimators", "Loss per STE", BOTH, ("compare", "select")),
     "scaling": Figure("7. Scaling", "Steps to converge versus n and k", BOTH, ("draw", "select", "stats")),
     "normalisation": Figure("8. Normalisation ablation", "With and without normalisation", BOTH, ("compare", "select")),
+    "two_layer": Figure(
+        "9. Two-layer model",
+        "Straight-through estimators with a trainable second layer",
+        ("two_layer",),
+        ("draw", "select", "stats"),
+    ),
 }
 
 

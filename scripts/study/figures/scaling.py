@@ -30,7 +30,8 @@ def rate_grid(ds: xr.Dataset) -> xr.DataArray:
         if not np.all(np.isfinite(w_bar)):
             continue
         w_star = ds["w_star"].sel(n=co["n"], k=co["k"], seed=co["seed"]).values[:n]
-        lam = float(ds["lam_effective"].sel(lam=co["lam"], k=co["k"]))
+        eff = ds["lam_effective"]
+        lam = float(eff.sel(lam=co["lam"], k=co["k"], **{d: co[d] for d in ("penalty", "beta") if d in eff.dims}))
         out[idx] = linear_rate(
             w_bar, w_star, coarse_constant(k, co["ste"]), lam, float(co["beta"]), float(co["eta"]), co["penalty"], a
         )

@@ -16,9 +16,9 @@ import math
 MODES = ("population", "empirical")
 
 # Dimensions a figure never fixes: seeds are averaged over, steps and
-# features are the axes of traces and weight vectors, `limit` indexes the
+# features are the axes of traces and weight vectors, `limit` and `fixed_point` index the
 # fixed points of a search.
-ALWAYS_SHOWN = ("seed", "step", "feature", "limit")
+ALWAYS_SHOWN = ("seed", "step", "feature", "limit", "fixed_point")
 
 # The slice keys of the config schema (figures.slice).
 SLICE_DIMS = ("n", "k", "beta", "eta", "ste", "normalise", "batch_size")

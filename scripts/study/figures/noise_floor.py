@@ -1,0 +1,55 @@
+"""Figure 2c: the empirical noise floor of ||w^t - w_bar|| against the label noise sigma and B."""
+
+from __future__ import annotations
+
+from study import style
+
+from .draw import line_handle, seed_points, slice_text
+from .select import lam_units, middle_lam, need_limit_slice, penalties, resolve
+from .stats import diverged, diverged_note, noise_floor
+
+
+def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
+    """Noise floor of ||w^t - w_bar|| (mean over the second half of the run)
+    versus the label-noise level sigma (``empirical.label_noise``), one panel
+    per penalty, one line per batch size B; mean and 95% band over seeds.
+    Without a ``label_noise`` dimension (the default grid [0.0]) the panels
+    show sigma = 0 alone and say so."""
+    ds = datasets["empirical"]
+    pens = penalties(ds)
+    x = middle_lam(ds, lam)
+    units = lam_units(ds)
+    if True not in ds["normalise"].values.tolist():
+        raise ValueError("noise_floor needs normalised runs (grid.normalise must contain true)")
+    sel = resolve(ds, slice, shown=("penalty", "lam", "batch_size", "normalise", "label_noise"))
+    need_limit_slice(sel)
+    sel["normalise"] = True
+    sub = ds.sel(sel).sel(lam=x)
+    if "label_noise" not in sub.dims:
+        sub = sub.expand_dims(label_noise=[0.0])
+    sigmas = [float(s) for s in sub["label_noise"].values]
+    sizes = [int(b) for b in sub["batch_size"].values]
+    colors = style.batch_colors(sizes)
+    with style.context():
+        fig, axes = style.subplots(1, len(pens), height=2.4, sharey=True)
+        for i, p in enumerate(pens):
+            ax = axes[0, i]
+            r = sub.sel(penalty=p)
+            for b in sizes:
+                rb = r.sel(batch_size=b)
+                floor = noise_floor(rb["dist_wbar"].where(~diverged(rb["status"])))
+                seed_points(ax, floor, "label_noise", sigmas, colors[b], style.PENALTY_MARKER[p])
+            notes = [diverged_note(r["status"])]
+            if len(sigmas) == 1:
+                notes.append("only sigma = 0 on the grid\n(empirical.label_noise)")
+            style.note(ax, "\n".join(n for n in notes if n), "upper left")
+            ax.set_yscale("log")
+            ax.set_xticks(sigmas, [f"{s:g}" for s in sigmas])
+            ax.set_xlabel(r"label noise $\sigma$")
+            ax.set_title(f"{style.PENALTY_LABEL[p]}, {style.lam_label(x, units)}")
+            if i == 0:
+                ax.set_ylabel(r"noise floor of $\|w^t - \bar w\|$")
+        handles = [line_handle(f"$B={b}$", colors[b]) for b in sizes]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        fig.suptitle("empirical: " + slice_text(sel, seeds=ds.sizes["seed"]), fontsize=7)
+    return fig

@@ -1,0 +1,243 @@
+"""The two-layer study (config block ``two_layer``, docs/two_layer.md): its
+cells, starts, training runs and aggregated dataset. No file I/O here.
+
+A cell is (n, k, seed); its teacher w* is the one-layer cell's of the same
+coordinates (same seed key), v* is drawn by ``two_layer.v_star``. Every run
+of a cell starts from one of the cell's starts (``start`` dimension): random
+ones and, to probe Yin et al.'s instability, starts near the spurious
+critical point (theta = pi, v = spurious_v(v*)).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import xarray as xr
+
+import rvscgd
+from rvscgd import two_layer as tl
+from rvscgd import two_layer_train
+
+from .aggregate import lam_attrs, sort_grid, support_metrics
+from .grid import lam_effective, relu_constant, seed_sequence_key, teacher_sparsity, two_layer_cells
+
+cells = two_layer_cells  # the cells of the two-layer study
+
+RUN_DIMS = ("start", "penalty", "lam", "beta", "eta", "ste", "normalise")
+GRID_DIMS = RUN_DIMS[1:]
+ENGINE_MODE = {"population": "population", "empirical": "fresh"}
+TRACES = {
+    "loss": ("population loss L(v^t, w^t) (model.md section 6)", "1"),
+    "angle_w": ("angle between w^t and w*", "rad"),
+    "angle_u": ("angle between u^t = prox(w^t) and w*", "rad"),
+    "dist_v": ("distance ||v^t - v*|| of the second layer", "1"),
+    "sparsity_u": ("fraction of zero entries of u^t", "1"),
+}
+STATUS_ATTRS = {
+    "long_name": "how the run ended (docs/two_layer.md: converged, max_steps, diverged, oscillating)",
+    "flag_values": np.arange(len(two_layer_train.STATUS), dtype=np.int8),
+    "flag_meanings": " ".join(two_layer_train.STATUS),
+}
+
+
+def grid_coords(config: dict) -> dict:
+    g = config["two_layer"]["grid"]
+    return {
+        "penalty": list(g["penalty"]),
+        "lam": [float(x) for x in g["lam"]],
+        "beta": [float(x) for x in g["beta"]],
+        "eta": [float(x) for x in g["eta"]],
+        "ste": list(g["ste"]),
+        "normalise": [bool(x) for x in g["normalise"]],
+    }
+
+
+def start_kinds(config: dict) -> list[str]:
+    s = config["two_layer"]["starts"]
+    return ["random"] * int(s["random"]) + ["near_spurious"] * int(s["near_spurious"])
+
+
+def _rng(config, n, k, seed, purpose):
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, purpose)))
+    )
+
+
+def teacher(config: dict, n: int, k: int, seed: int):
+    """(w*, v*) of a cell: w* exactly the one-layer cell's (same seed key)."""
+    w_star = rvscgd.make_teacher(
+        n, teacher_sparsity(config, n), _rng(config, n, k, seed, "teacher"), config["teacher"]["min_abs"]
+    )
+    rule = config["two_layer"]["v_star"]
+    v_star = tl.make_v_star(k, rule["rule"], _rng(config, n, k, seed, "two_layer_v_star"), rule["scale"])
+    return w_star, v_star
+
+
+def starts(config: dict, n: int, k: int, seed: int, w_star, v_star):
+    """(W0 (n, S), V0 (k, S)): ``starts.random`` starts with w0 uniform on
+    the sphere and v0 ~ v0_scale N(0, I_k), then ``starts.near_spurious``
+    starts with w0 at angle pi - spurious_angle from w* (random direction)
+    and v0 = spurious_v(v*) + spurious_v_noise N(0, I_k)."""
+    s = config["two_layer"]["starts"]
+    rng = _rng(config, n, k, seed, "two_layer_starts")
+    W0, V0 = [], []
+    for kind in start_kinds(config):
+        if kind == "random":
+            w0 = rng.standard_normal(n)
+            w0 /= np.linalg.norm(w0)
+            v0 = s["v0_scale"] * rng.standard_normal(k)
+        else:
+            e = rng.standard_normal(n)
+            e -= (e @ w_star) * w_star
+            e /= np.linalg.norm(e)
+            a = np.pi - s["spurious_angle"]
+            w0 = np.cos(a) * w_star + np.sin(a) * e
+            v0 = tl.spurious_v(v_star) + s["spurious_v_noise"] * rng.standard_normal(k)
+        W0.append(w0)
+        V0.append(v0)
+    return np.stack(W0, axis=1), np.stack(V0, axis=1)
+
+
+def train_cell(config: dict, n: int, k: int, seed: int) -> xr.Dataset:
+    """Every run of the two-layer grid on one cell, in each of ``two_layer.modes``."""
+    c = config["two_layer"]
+    w_star, v_star = teacher(config, n, k, seed)
+    W0s, V0s = starts(config, n, k, seed, w_star, v_star)
+    kinds = start_kinds(config)
+    coords = grid_coords(config)
+    table = [
+        dict(zip(RUN_DIMS, values, strict=True)) for values in itertools.product(range(len(kinds)), *coords.values())
+    ]
+    runs = rvscgd.make_runs(
+        penalty=[r["penalty"] for r in table],
+        lam=[lam_effective(config, r["lam"], k) for r in table],
+        beta=[r["beta"] for r in table],
+        eta=[r["eta"] for r in table],
+        a=config["grid"]["tl1_a"],
+        ste=[r["ste"] for r in table],
+        normalise=[r["normalise"] for r in table],
+    )
+    cols = [r["start"] for r in table]
+    W0, V0 = W0s[:, cols], V0s[:, cols]
+    record = rvscgd.log_record_steps(c["max_steps"], config["trace_points"])
+    shape = (len(kinds),) + tuple(len(v) for v in coords.values())
+    parts = []
+    for mode in c["modes"]:
+        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "two_layer_stream"))
+        res = two_layer_train.train(
+            w_star,
+            v_star,
+            W0,
+            V0,
+            runs,
+            ENGINE_MODE[mode],
+            max_steps=c["max_steps"],
+            tol=c["tol"],
+            batch_size=c["batch_size"],
+            seed=stream,
+            record_steps=record,
+            window=c["oscillation"]["window"],
+            amplitude=c["oscillation"]["amplitude"],
+        )
+        parts.append(_result_dataset(res, shape, len(record), n, k))
+    ds = xr.concat(parts, dim="mode")
+    ds = ds.assign_coords(
+        mode=("mode", list(c["modes"]), {"long_name": "population (expected gradients) or empirical (minibatches)"}),
+        step=("step", record, {"long_name": "iteration t"}),
+        start=("start", np.arange(len(kinds)), {"long_name": "start index of the cell"}),
+        start_kind=("start", kinds, {"long_name": "random, or near the spurious critical point (theta = pi)"}),
+        **{d: (d, coords[d]) for d in GRID_DIMS},
+    )
+    ds["w_star"] = ("feature", w_star, {"long_name": "teacher filter w*", "units": "1"})
+    ds["v_star"] = ("unit", v_star, {"long_name": "teacher second layer v*", "units": "1"})
+    ds["v_spurious"] = ("unit", tl.spurious_v(v_star), {"long_name": "v of the critical point at theta = pi"})
+    ds["spurious_exists"] = (
+        (),
+        np.int8(tl.spurious_minimum_exists(v_star)),
+        {"long_name": "theta = pi, v = v_spurious is a local minimum (1) or not (0)"},
+    )
+    ds["w0"] = (("start", "feature"), W0s.T, {"long_name": "start w^0"})
+    ds["v0"] = (("start", "unit"), V0s.T, {"long_name": "start v^0"})
+    ds["theta0"] = ("start", rvscgd.angle(W0s, w_star), {"long_name": "angle between w^0 and w*", "units": "rad"})
+    ds["vv0"] = ("start", V0s.T @ v_star, {"long_name": "<v^0, v*>", "units": "1"})
+    ds["zero_loss"] = ((), two_layer_train.zero_network_loss(v_star), {"long_name": "loss L(0) of the zero network"})
+    ds["amplitude"] = ((), parts[0].attrs["amplitude"], {"long_name": "oscillation amplitude threshold (loss units)"})
+    ds.update(support_metrics(ds["u_final"], ds["w_star"]))
+    ds.attrs = {"n": n, "k": k, "seed": seed}
+    return ds
+
+
+def _result_dataset(res, shape, T, n, k) -> xr.Dataset:
+    dims = RUN_DIMS
+    data = {
+        name: (dims + ("step",), getattr(res, name).reshape(shape + (T,)), {"long_name": ln, "units": u})
+        for name, (ln, u) in TRACES.items()
+    }
+    data["w_final"] = (dims + ("feature",), res.w_final.reshape(shape + (n,)), {"long_name": "final w"})
+    data["u_final"] = (dims + ("feature",), res.u_final.reshape(shape + (n,)), {"long_name": "final u = prox(w)"})
+    data["v_final"] = (dims + ("unit",), res.v_final.reshape(shape + (k,)), {"long_name": "final v"})
+    data["status"] = (dims, res.status.reshape(shape), dict(STATUS_ATTRS))
+    data["steps_run"] = (dims, res.steps_run.reshape(shape), {"long_name": "steps taken", "units": "1"})
+    late = "of the population loss over the late window (docs/two_layer.md)"
+    data["late_rise"] = (dims, res.late_rise.reshape(shape), {"long_name": f"largest rise {late}", "units": "1"})
+    data["late_fall"] = (dims, res.late_fall.reshape(shape), {"long_name": f"largest fall {late}", "units": "1"})
+    return xr.Dataset(data, attrs={"amplitude": res.amplitude})
+
+
+def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
+    """Stack cells along n, k, seed (NaN-padding features beyond n and units beyond k)."""
+    n_max = max(int(p.sizes["feature"]) for p in parts)
+    k_max = max(int(p.sizes["unit"]) for p in parts)
+    stacked = []
+    for p in parts:
+        q = p.pad(feature=(0, n_max - p.sizes["feature"]), unit=(0, k_max - p.sizes["unit"]))
+        cell = {"n": [int(p.attrs["n"])], "k": [int(p.attrs["k"])], "seed": [int(p.attrs["seed"])]}
+        q = q.expand_dims(cell)
+        q.attrs = {}
+        stacked.append(q)
+    ds = xr.combine_by_coords(stacked, combine_attrs="drop_conflicts", join="outer")
+    ds = ds.assign_coords(
+        feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}),
+        unit=("unit", np.arange(k_max), {"long_name": "hidden unit index (NaN beyond k)"}),
+    )
+    ks = ds["k"].values
+    ds["lam_effective"] = (
+        ("lam", "k"),
+        np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values]),
+        {"long_name": "lambda used by the algorithm", "units": "1"},
+    )
+    ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "fixed-readout relu constant c(k) (lam units)"})
+    for name, long in {
+        "n": "features per patch n",
+        "k": "patches (hidden units) k",
+        "seed": "seed index of the cell",
+        "penalty": "sparsity penalty",
+        "beta": "splitting parameter beta",
+        "eta": "step size eta (both layers)",
+        "ste": "straight-through estimator of the coarse gradient in w",
+        "normalise": "normalisation step of w on (method) or off (ablation)",
+    }.items():
+        ds[name].attrs.update(long_name=long)
+    ds["lam"].attrs.update(lam_attrs(config))
+    for name, long in {
+        "support_precision": "support precision of u_final w.r.t. w*",
+        "support_recall": "support recall of u_final w.r.t. w*",
+        "support_exact": "1 if supp(u_final) == supp(w*)",
+    }.items():
+        ds[name].attrs.update(long_name=long, units="1")
+    c = config["two_layer"]
+    ds.attrs.update(
+        title="RVSCGD study, two-layer model (trainable second layer, model.md section 6)",
+        Conventions="CF-1.8",
+        source="Dinh & Xin, arXiv:1901.09731, and Yin et al., ICLR 2019; the rvscgd study workflow",
+        v_star_rule=c["v_star"]["rule"],
+        v_star_scale=float(c["v_star"]["scale"]),
+        lam_units=config["grid"]["lam_units"],
+        oscillation_window=float(c["oscillation"]["window"]),
+        oscillation_amplitude=float(c["oscillation"]["amplitude"]),
+        batch_size=int(c["batch_size"]),
+        tol=float(c["tol"]),
+        tl1_a=float(config["grid"]["tl1_a"]),
+    )
+    return sort_grid(ds)
