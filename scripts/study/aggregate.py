@@ -205,6 +205,8 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     ds = xr.combine_by_coords(padded, combine_attrs="drop_conflicts", join="outer")
     ds.attrs = {}
     ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
+    if "fixed_point" in ds.dims:
+        ds["fixed_point"].attrs.update(long_name="index of a distinct fixed point of the cell's search")
     ks = ds["k"].values
     if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
         pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]

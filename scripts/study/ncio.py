@@ -93,6 +93,8 @@ def cf_encoding(ds: xr.Dataset) -> dict:
       a value outside the int32 range is a ValueError naming the variable;
     - dimension coordinates without ``_FillValue`` (a coordinate has no
       missing values);
+    - flag variables turned float by NaN padding stored in their flags'
+      integer type, the padding as ``_FillValue``;
     - string dimension coordinates (``penalty``, ``ste``) as character arrays:
       CF label variables, which xarray decodes back to a string index, so
       ``ds.sel(penalty="l1")`` works on the opened file.
@@ -108,6 +110,12 @@ def cf_encoding(ds: xr.Dataset) -> dict:
             if values.size and (values.min() < info.min or values.max() > info.max):
                 raise ValueError(f"variable {name!r}: values beyond the int32 range cannot be stored under CF 1.8")
             enc["dtype"] = "int32"
+        flags = var.attrs.get("flag_masks", var.attrs.get("flag_values"))
+        if var.dtype.kind == "f" and flags is not None:
+            # A flag variable NaN-padded by a merge: stored in its flags' integer type
+            # (CF bit fields), the padding as _FillValue; read back as before (NaN).
+            int_type = np.asarray(flags).dtype
+            enc.update(dtype=int_type.str, _FillValue=np.iinfo(int_type).min)
         if name in ds.dims:
             enc["_FillValue"] = None
             if var.dtype.kind in "OUS":
