@@ -27,7 +27,7 @@ ds = combine(cells, snakemake.config, mode)
 # divergence): counted here so no reader can miss them.
 diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
 ds.attrs.update(runs_total=int(ds["status"].size), runs_diverged=diverged)
-ds.attrs.update(provenance(snakemake.config))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 print(f"{mode}: {len(cells)} cells, dims {dict(ds.sizes)}", file=sys.stderr)
 if diverged:
     print(

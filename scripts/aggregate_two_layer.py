@@ -20,7 +20,7 @@ parts = [
 ds = combine(parts, snakemake.config)
 counts = {name: int((ds["status"] == i).sum()) for i, name in enumerate(STATUS)}
 ds.attrs.update(runs_total=int(ds["status"].size), **{f"runs_{name}": c for name, c in counts.items()})
-ds.attrs.update(provenance(snakemake.config))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 print(f"two_layer: {len(parts)} cells, dims {dict(ds.sizes)}, status {counts}", file=sys.stderr)
 if counts["diverged"]:
     total = ds["status"].size

@@ -24,5 +24,5 @@ print(
     f"converged {np.sum(status == 0)}, max_steps {np.sum(status == 1)}, diverged {np.sum(status == 2)}",
     file=sys.stderr,
 )
-ds.attrs.update(provenance(snakemake.config))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 write_netcdf(ds, snakemake.output[0])

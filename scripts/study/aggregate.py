@@ -53,7 +53,21 @@ LIMIT_VARS = (
 )
 # limit_kind values (CF flags): which predicted object a run's final state is.
 LIMIT_KINDS = {"not_applicable": -1, "isolated": 0, "continuum": 1, "unpredicted": 2}
-LAM_UNITS = {"absolute": "1", "relative_to_c": "c(k)", "threshold": "1 (prox threshold)"}
+# How the configured lambda is meant, said in `lam`'s long_name: CF wants a UDUNITS
+# unit in `units` ("1": dimensionless), and c(k) or a prox threshold is none.
+LAM_MEANING = {"absolute": "", "relative_to_c": ", in units of c(k)", "threshold": ", as a prox threshold"}
+
+
+def lam_attrs(config: dict) -> dict:
+    """Attributes of the `lam` coordinate of every dataset (CF-1.8 clean)."""
+    units = config["grid"]["lam_units"]
+    return {
+        "long_name": "penalty weight lambda as configured" + LAM_MEANING[units],
+        "lam_units": units,
+        "units": "1",
+    }
+
+
 _LIMIT_KEY = ("penalty", "lam", "beta", "eta", "ste")
 DEFAULT_MATCH_TOL = {"population": 1e-6, "empirical": 0.05}
 
@@ -191,6 +205,8 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     ds = xr.combine_by_coords(padded, combine_attrs="drop_conflicts", join="outer")
     ds.attrs = {}
     ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
+    if "fixed_point" in ds.dims:
+        ds["fixed_point"].attrs.update(long_name="index of a distinct fixed point of the cell's search")
     ks = ds["k"].values
     if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
         pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
@@ -210,11 +226,7 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
     ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "relu coarse-gradient constant c(k)"})
-    ds["lam"].attrs.update(
-        long_name="penalty weight lambda as configured",
-        lam_units=config["grid"]["lam_units"],
-        units=LAM_UNITS[config["grid"]["lam_units"]],
-    )
+    ds["lam"].attrs.update(lam_attrs(config))
     ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
     ds["eta"].attrs.update(long_name="step size eta", units="1")
     ds["penalty"].attrs.update(long_name="sparsity penalty")
@@ -241,7 +253,15 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         tl1_a=float(config["grid"]["tl1_a"]),
         tol=float(config[mode]["tol"]),
         title=f"RVSCGD study, {mode} mode",
-        Conventions="CF-1.8",
-        source="Dinh & Xin, arXiv:1901.09731, reproduced with the rvscgd study workflow",
     )
-    return ds
+    return sort_grid(ds)
+
+
+def sort_grid(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every numeric dimension coordinate in increasing order,
+    whatever order the config lists the values in (CF: coordinates are
+    monotonic). Labels and values move together; boolean flags
+    (``normalise``) and names (``penalty``, ``ste``) keep the config's order."""
+    dims = [d for d in ds.dims if d in ds.coords and ds[d].dtype.kind in "iuf"]
+    unsorted = [d for d in dims if ds.sizes[d] > 1 and not bool((ds[d].diff(d) > 0).all())]
+    return ds.sortby(unsorted) if unsorted else ds

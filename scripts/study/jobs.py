@@ -93,7 +93,7 @@ def _peak_rss_mb() -> float:
 def _raise_advice(rule: str, key: str, unit: str) -> str:
     return (
         f"Raise it for this rule with `snakemake --set-resources {rule}:{key}=<{unit}>`, or under "
-        f"`set-resources:` in the profile (workflow/profiles/<profile>/config.yaml); the rule's default "
+        f"`set-resources:` in the profile (workflow/profiles/<profile>/profile.yaml); the rule's default "
         f"is its `resources:` in workflow/rules/. Measured peaks of earlier runs: its benchmark files "
         f"(<results_dir>/benchmarks/{rule}/, columns max_rss in MB and s in seconds)."
     )

@@ -6,9 +6,12 @@ Kept apart from the math (``rvscgd``), which never touches files.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,14 @@ import xarray as xr
 
 # Global attribute holding the sha256 of a file's decoded content (see content_digest).
 DIGEST_ATTR = "content_sha256"
+# Tests only: a directory that makes every write wait, its temporary file complete,
+# before the rename into place, until the test creates `<key>.go` there (see
+# _hold). It freezes a run at a known point; nothing else should set it.
+HOLD_ENV = "STUDY_HOLD_WRITES"
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its file system is full (errno ENOSPC)."""
 
 
 class CorruptFileError(RuntimeError):
@@ -72,14 +83,106 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def cf_encoding(ds: xr.Dataset) -> dict:
+    """The netCDF encoding of every variable of ``ds``, CF-1.8 clean whatever
+    the dataset (checked by ``compliance-checker --test cf:1.8``, see
+    docs/datasets.md):
+
+    - numeric data variables compressed (zlib, level 4);
+    - 64-bit integers stored as 32-bit (CF 1.8 has no 64-bit integer type);
+      a value outside the int32 range is a ValueError naming the variable;
+    - dimension coordinates without ``_FillValue`` (a coordinate has no
+      missing values);
+    - flag variables turned float by NaN padding stored in their flags'
+      integer type, the padding as ``_FillValue``;
+    - string dimension coordinates (``penalty``, ``ste``) as character arrays:
+      CF label variables, which xarray decodes back to a string index, so
+      ``ds.sel(penalty="l1")`` works on the opened file.
+    """
+    encoding = {}
+    for name, var in ds.variables.items():
+        enc = {}
+        if name in ds.data_vars and var.dtype.kind in "fiub":
+            enc.update(zlib=True, complevel=4)
+        if var.dtype.kind in "iu" and var.dtype.itemsize == 8:
+            info = np.iinfo(np.int32)
+            values = var.values
+            if values.size and (values.min() < info.min or values.max() > info.max):
+                raise ValueError(f"variable {name!r}: values beyond the int32 range cannot be stored under CF 1.8")
+            enc["dtype"] = "int32"
+        flags = var.attrs.get("flag_masks", var.attrs.get("flag_values"))
+        if var.dtype.kind == "f" and flags is not None:
+            # A flag variable NaN-padded by a merge: stored in its flags' integer type
+            # (CF bit fields), the padding as _FillValue; read back as before (NaN).
+            int_type = np.asarray(flags).dtype
+            enc.update(dtype=int_type.str, _FillValue=np.iinfo(int_type).min)
+        if name in ds.dims:
+            enc["_FillValue"] = None
+            if var.dtype.kind in "OUS":
+                enc["dtype"] = "S1"
+        if enc:
+            encoding[name] = enc
+    return encoding
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    raise AssertionError("unreachable")
+
+
+def _needed_bytes(ds: xr.Dataset, encoding: dict) -> int | None:
+    """The size of the file ``ds`` makes, encoded in memory (None if that fails too)."""
+    try:
+        return len(ds.to_netcdf(engine="netcdf4", format="NETCDF4", encoding=encoding)) + 4096  # + checksum attr
+    except Exception:  # memory: a report, not a second failure
+        return None
+
+
+def _disk_full(err: BaseException, path: Path, ds: xr.Dataset, encoding: dict) -> DiskFullError | None:
+    """The error to raise instead of ``err`` if the file system of ``path`` is full.
+
+    netCDF4 reports a full disk as "NetCDF: HDF error", without errno: the
+    free space tells (measured after the partial file was removed).
+    """
+    needed = _needed_bytes(ds, encoding)
+    free = shutil.disk_usage(path.parent).free
+    enospc = isinstance(err, OSError) and err.errno == errno.ENOSPC
+    if not enospc and (needed is None or free >= needed):
+        return None
+    need = f"needs about {_size(needed)}" if needed is not None else f"needs up to {_size(ds.nbytes)} (uncompressed)"
+    return DiskFullError(
+        errno.ENOSPC,
+        f"no space left on device: cannot write {path}: the file {need}, {_size(free)} free on its file "
+        f"system ({type(err).__name__}: {err}). No partial file was left; free space (or set results_dir "
+        "elsewhere) and run snakemake again: what is already computed is kept",
+    )
+
+
+def _hold(path: Path) -> None:
+    """Wait, if HOLD_ENV names a directory, until the test releases this write."""
+    gate = os.environ.get(HOLD_ENV)
+    if not gate:
+        return
+    key = f"{path.parent.name}__{path.name}"
+    (Path(gate) / f"{key}.held").touch()
+    while not (Path(gate) / f"{key}.go").exists():
+        time.sleep(0.02)
+
+
 def write_netcdf(ds: xr.Dataset, path) -> None:
     """Write ``ds`` to ``path`` through a temporary name and an atomic rename,
     so an interrupted job never leaves a half-written file under the final name.
 
-    The file is read back before the rename and the sha256 of its decoded
-    content stored in the global attribute ``content_sha256``
-    (``open_checked`` verifies it), then flushed to disk (fsync) so a power
-    loss cannot leave a renamed but empty file either.
+    Variables are encoded by ``cf_encoding``. The file is read back before
+    the rename and the sha256 of its decoded content stored in the global
+    attribute ``content_sha256`` (``open_checked`` verifies it), then flushed
+    to disk (fsync) so a power loss cannot leave a renamed but empty file
+    either. A full file system raises ``DiskFullError`` ("no space left on
+    device", the file, the space it needs and the space free), leaving no
+    partial file.
     """
     import netCDF4
 
@@ -88,14 +191,22 @@ def write_netcdf(ds: xr.Dataset, path) -> None:
     for stale in path.parent.glob(f".{path.name}.tmp-*"):
         stale.unlink(missing_ok=True)  # left by a killed job (Snakemake's lock: one writer per output)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items() if var.dtype.kind in "fiub"}
+    encoding = cf_encoding(ds)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        with xr.open_dataset(tmp, engine="netcdf4") as back:
-            digest = content_digest(back.load())
-        with netCDF4.Dataset(tmp, "a") as nc:
-            nc.setncattr(DIGEST_ATTR, digest)
-        _fsync(tmp)
+        try:
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+            with xr.open_dataset(tmp, engine="netcdf4") as back:
+                digest = content_digest(back.load())
+            with netCDF4.Dataset(tmp, "a") as nc:
+                nc.setncattr(DIGEST_ATTR, digest)
+            _fsync(tmp)
+        except Exception as err:
+            tmp.unlink(missing_ok=True)
+            full = _disk_full(err, path, ds, encoding)
+            if full is not None:
+                raise full from err
+            raise
+        _hold(path)
         os.replace(tmp, path)
         _fsync(path.parent)
     finally:

@@ -4,8 +4,11 @@ Every figure of ``study.figures`` draws through this module, so changing a
 font size or a colour here restyles the whole paper (and, in the workflow,
 re-renders every figure: each figure rule lists this file as an input).
 
-Sizes are for a two-column paper: a single column is ``COLUMN`` inches wide,
-a figure across both columns ``PAGE`` inches. Palettes are colour-blind safe:
+The base is seaborn's theme (``sns.axes_style("ticks")`` and
+``sns.plotting_context("paper")``), applied inside ``context()`` only, so
+importing this module changes no global state. Sizes are for a two-column
+paper: a single column is ``COLUMN`` inches wide, a figure across both
+columns ``PAGE`` inches. Palettes are colour-blind safe:
 Okabe & Ito (2008) for categories, a truncated viridis for ordered values.
 """
 
@@ -15,11 +18,14 @@ import os
 from contextlib import contextmanager
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from cycler import cycler  # noqa: E402
 
 COLUMN = 3.4  # inches, one column of a two-column paper
 PAGE = 7.0  # inches, both columns
@@ -69,7 +75,11 @@ LABEL = {
     "steps": "iterations",
 }
 
-RC = {
+# seaborn's "ticks" style and "paper" context, then the house's sizes on top
+# (a two-column paper at 7-8 pt), the Okabe-Ito cycle and constrained layout.
+HOUSE = {
+    "axes.prop_cycle": cycler(color=list(OKABE_ITO.values())),
+    "patch.force_edgecolor": False,  # bars and legend patches without seaborn's white rim
     "figure.dpi": 100,
     "savefig.dpi": DPI,
     "font.size": 8,
@@ -101,6 +111,7 @@ RC = {
     "figure.constrained_layout.h_pad": 0.03,
     "figure.constrained_layout.w_pad": 0.03,
 }
+RC = {**sns.axes_style("ticks"), **sns.plotting_context("paper"), **HOUSE}
 
 
 @contextmanager
@@ -169,6 +180,13 @@ def lam_axis_label(units: str = "relative_to_c") -> str:
     return r"$\lambda$ (units of $c(k)$)" if units == "relative_to_c" else r"$\lambda$"
 
 
+def log_steps(ax):
+    """A log x axis of iterations with a label at every decade (narrow panels
+    would otherwise skip some)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, numticks=12))
+
+
 def panel_title(ax, text: str, letter: str | None = None):
     """Panel title, optionally prefixed by a bold panel letter."""
     if letter:
@@ -210,8 +228,8 @@ def below(ax, text: str):
     ax.annotate(
         text,
         xy=(0.5, 0),
-        xycoords="axes fraction",
-        xytext=(0, -26),
+        xycoords=ax.xaxis.label,  # just under the x label, whatever its size
+        xytext=(0, -2),
         textcoords="offset points",
         ha="center",
         va="top",
@@ -275,6 +293,7 @@ def save(fig, png, pdf, dpi: int = DPI) -> None:
     mark_empty_log_axes(fig)
     for path in (png, pdf):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(png, dpi=dpi, metadata={"Software": None})
-    fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    with context():  # the save-time settings (pdf.fonttype: TrueType) apply only while saving
+        fig.savefig(png, dpi=dpi, metadata={"Software": None})
+        fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
     plt.close(fig)

@@ -19,7 +19,7 @@ import rvscgd
 from rvscgd import two_layer as tl
 from rvscgd import two_layer_train
 
-from .aggregate import support_metrics
+from .aggregate import lam_attrs, sort_grid, support_metrics
 from .grid import lam_effective, relu_constant, seed_sequence_key, teacher_sparsity, two_layer_cells
 
 cells = two_layer_cells  # the cells of the two-layer study
@@ -219,11 +219,7 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         "normalise": "normalisation step of w on (method) or off (ablation)",
     }.items():
         ds[name].attrs.update(long_name=long)
-    ds["lam"].attrs.update(
-        long_name="penalty weight lambda as configured",
-        lam_units=config["grid"]["lam_units"],
-        units="1" if config["grid"]["lam_units"] == "absolute" else "c(k)",
-    )
+    ds["lam"].attrs.update(lam_attrs(config))
     for name, long in {
         "support_precision": "support precision of u_final w.r.t. w*",
         "support_recall": "support recall of u_final w.r.t. w*",
@@ -244,4 +240,4 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         tol=float(c["tol"]),
         tl1_a=float(config["grid"]["tl1_a"]),
     )
-    return ds
+    return sort_grid(ds)

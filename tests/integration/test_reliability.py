@@ -433,20 +433,48 @@ def n_train_jobs() -> int:
     return 2 * len(cfg["dims"]["n"]) * len(cfg["dims"]["k"]) * len(cfg["seeds"])
 
 
-def interrupt_mid_training(workdir: Path, sig: int, *targets) -> None:
-    """Start the study, wait until some but not all training outputs exist,
-    send ``sig`` to snakemake's whole process group and wait for it to end."""
-    proc = start_snakemake(workdir, "--cores", "2", *targets)
+def interrupt_mid_training(workdir: Path, gate: Path, sig: int, *targets) -> None:
+    """Start the study, freeze it at a known point mid-training, send ``sig``
+    to snakemake's whole process group and wait for it to end.
+
+    The point is set by the write gate of ``study.ncio`` (``HOLD_ENV``): every
+    netCDF write waits, its temporary file complete, until the test releases
+    it. The test releases every data write and exactly one training write;
+    the interrupt comes when that training output is in place and another
+    training job holds its finished temporary file. No timing is assumed:
+    exactly one training output exists, and a job is mid-write, whatever the
+    machine's speed.
+    """
+    from study.ncio import HOLD_ENV
+
+    gate.mkdir()
+    proc = start_snakemake(workdir, "--cores", "2", *targets, env={HOLD_ENV: str(gate)})
+    released_train = []
+
+    def frozen_mid_training() -> bool:
+        held = sorted(f.name.removesuffix(".held") for f in gate.glob("*.held"))
+        for key in held:
+            if key.startswith(("data__", "limits__")) or (not released_train and key.startswith(MODES_PREFIX)):
+                if key.startswith(MODES_PREFIX):
+                    released_train.append(key)
+                (gate / f"{key}.go").touch()
+        waiting = [k for k in held if k.startswith(MODES_PREFIX) and k not in released_train]
+        return bool(released_train) and len(train_outputs(workdir)) == 1 and bool(waiting)
+
     try:
-        wait_for(lambda: len(train_outputs(workdir)) >= 1, proc, "the first training output")
-        assert len(train_outputs(workdir)) < n_train_jobs(), "training finished before the kill"
+        wait_for(frozen_mid_training, proc, "one training output and a second training job mid-write")
+        assert len(train_outputs(workdir)) == 1
+        assert list((workdir / "results" / "train").glob("*/.*.nc.tmp-*")), "no training job is mid-write"
         os.killpg(proc.pid, sig)
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert len(train_outputs(workdir)) < n_train_jobs()
+    assert len(train_outputs(workdir)) == 1 < n_train_jobs()
+
+
+MODES_PREFIX = ("population__", "empirical__")  # the gate's keys of training outputs (train/<mode>/...)
 
 
 def assert_no_half_written_outputs(workdir: Path) -> None:
@@ -461,11 +489,15 @@ def assert_no_half_written_outputs(workdir: Path) -> None:
 def test_interrupted_study_resumes_bit_identical(tiny_study, tmp_path, sig):
     work = copy_project(tmp_path / "study")
     targets = tuple(STUDY_DATASETS)  # the training stage and what depends on it (figures: guarantee 4)
-    interrupt_mid_training(work, sig, *targets)
+    interrupt_mid_training(work, tmp_path / "gate", sig, *targets)
     assert_no_half_written_outputs(work)
+    left = list((work / "results").rglob(".*.tmp-*"))
+    if sig == signal.SIGINT:
+        assert not left, left  # the interrupted job removed its temporary file
     proc = run_snakemake(work, "--cores", "2", *targets)  # the very next invocation finishes
     if sig == signal.SIGKILL:
         assert "Removed a stale Snakemake lock" in output(proc)
+    assert not list((work / "results").rglob(".*.tmp-*")), "a temporary file survived the rerun"
     assert_same_data(tiny_study, work, files=netcdf_files(tiny_study))
     assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *targets))
 
@@ -543,20 +575,10 @@ def divergence_config() -> dict:
 
 
 def pdf_text(path: Path) -> str:
-    """The text shown in a matplotlib PDF (strings of its compressed content streams)."""
-    import re
-    import zlib
+    """The text shown in a PDF, by a real PDF reader (TrueType text is glyph codes, not plain strings)."""
+    from pypdf import PdfReader
 
-    data = path.read_bytes()
-    out = []
-    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            stream = zlib.decompress(m.group(1))
-        except zlib.error:
-            continue
-        out += [s.decode("latin1") for s in re.findall(rb"\(((?:[^()\\]|\\.)*)\)", stream)]
-        out += [bytes.fromhex(h.decode()).decode("latin1") for h in re.findall(rb"<([0-9a-fA-F]{2,})>\s*Tj", stream)]
-    return "".join(out)
+    return " ".join(page.extract_text() or "" for page in PdfReader(path).pages)
 
 
 def registered_figures() -> list[str]:
@@ -627,8 +649,9 @@ def test_study_with_diverged_runs_completes_and_figures_say_so(diverged_study):
 def test_figures_of_a_slice_where_every_run_diverged_render(diverged_study, tmp_path):
     work = clone_study(diverged_study, tmp_path / "study")
     cfg = divergence_config()
-    cfg["figures"] = {"slice": {"eta": BLOW_UP_ETA}}
+    cfg.setdefault("figures", {})["slice"] = {"eta": BLOW_UP_ETA}  # the tiny config's figure switches stay
     (work / "all_diverged.yaml").write_text(yaml.safe_dump(cfg))
+    shutil.rmtree(work / "results" / "figures")  # every figure must be drawn again from this slice, none left over
     proc = run_snakemake(work, "--cores", "2", configfile=work / "all_diverged.yaml", check=False)
     assert proc.returncode == 0, output(proc)[-3000:]
     figures = sorted((work / "results" / "figures").glob("*.pdf"))

@@ -127,7 +127,7 @@ def _default_resources(cluster):
     `--default-resources` on the command line replaces the profile's whole
     list, so the profile's own entries are passed along with the two added.
     """
-    profile = yaml.safe_load((REPO / PROFILE / "config.yaml").read_text())
+    profile = yaml.safe_load((REPO / PROFILE / "profile.yaml").read_text())
     resources = dict(profile.get("default-resources") or {})
     resources.update(slurm_account=cluster["account"], slurm_partition=cluster["partition"])
     return [f"{key}={value}" for key, value in resources.items()]

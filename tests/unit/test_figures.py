@@ -257,7 +257,7 @@ def test_predicted_steps_of_plain_cgd_match_the_runs(study):
     rho = 1 - pop["c"]  # eta = 1, relu
     theta0 = stats.vector_angle(pop["w0"], pop["w_star"])
     predicted = xr.apply_ufunc(rvscgd.predicted_steps, theta0, rho, kwargs={"tol": tol})
-    converged = pop["status"] == 0
+    converged = stats.converged(pop["status"])
     assert bool(converged.any())
     measured = pop["steps_run"].where(converged)
     err = np.abs(measured - predicted) / measured

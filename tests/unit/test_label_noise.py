@@ -55,7 +55,9 @@ def test_noise_is_added_to_the_labels_from_its_own_stream():
     n, k, B, sigma = 6, 3, 40, 0.25
     w_star, w0, runs = _setup(n, k)
     seed = np.random.SeedSequence(11)
-    res = rvscgd.train(w_star, w0, k, runs, "fresh", max_steps=1, tol=0.0, batch_size=B, seed=seed, label_noise=sigma)
+    res = rvscgd.train(
+        w_star, w0, k, runs, "fresh", max_steps=1, tol=0.0, batch_size=B, seed=seed, label_noise=sigma, sampler="direct"
+    )
     Z = np.random.Generator(np.random.PCG64(seed)).standard_normal((B * k, n)).reshape(B, k, n)
     xi = np.random.Generator(np.random.PCG64(noise_seed(seed))).standard_normal(B)
     W0 = np.repeat((w0 / np.linalg.norm(w0))[:, None], len(runs), 1)
@@ -78,7 +80,7 @@ def test_fast_path_noise_matches_a_float64_recomputation():
     seed = np.random.SeedSequence(12)
     res = rvscgd.train(
         w_star, w0, k, runs, "fresh", max_steps=1, tol=0.0, batch_size=B, seed=seed, label_noise=sigma,
-        precision="float32", sample_threads=0,
+        precision="float32", sample_threads=0, sampler="direct",
     )  # fmt: skip
     Z = standard_normal_f32(seed, (B * k, n), rows_per_item=k).astype(float).reshape(B, k, n)
     xi = np.random.Generator(np.random.PCG64(noise_seed(seed))).standard_normal(B)

@@ -9,7 +9,12 @@ sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 
 from study import config as study_config  # noqa: E402
 from study.grid import MODES, cells, two_layer_cells  # noqa: E402
-from study.locks import clear_stale_lock  # noqa: E402
+from study.locks import (  # noqa: E402
+    clear_stale_lock,
+    persistence_backend,
+    record_lock_host,
+    runs_jobs,
+)
 
 # ---- the config gate: a bad config stops the workflow before any job ----------
 # study.config.load reports every problem at once, each as "key = value: what is
@@ -21,11 +26,16 @@ try:
 except study_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-# A run killed by SIGKILL leaves Snakemake's lock behind: clear it if provably stale.
-if workflow.is_main_process:
-    _stale = clear_stale_lock()
+# A run killed by SIGKILL leaves Snakemake's lock behind: clear it if provably
+# stale. Dry runs, --lint and the other job-less modes leave the directory alone.
+if workflow.is_main_process and runs_jobs(workflow):
+    _stale = clear_stale_lock(backend=persistence_backend(workflow))
     if _stale:
         print(_stale, file=sys.stderr)
+
+
+onstart:
+    record_lock_host()
 
 
 RESULTS = config["results_dir"]

@@ -42,7 +42,7 @@ def compare_traces(datasets, slice, lam, penalties, along, colors, labels, rows,
                         trace(ax, rv[quantity], rv["status"], colors[v], ls=ls)
                     notes.append(diverged_note(r["status"], f"{mode} runs" if len(row_modes) > 1 else "runs"))
                 style.note(ax, join(*notes), "lower left")
-                ax.set_xscale("log")
+                style.log_steps(ax)
                 ax.set_yscale(yscale)
                 if ymin is not None and j == 0:
                     ax.set_ylim(bottom=ymin)

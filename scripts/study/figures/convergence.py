@@ -54,7 +54,7 @@ def draw(
                     if u0:
                         notes.append(f"{u0} runs end with $u=0$\n(angle undefined)")
                 style.note(ax, join(*notes))
-                ax.set_xscale("log")
+                style.log_steps(ax)
                 ax.set_yscale(yscale)
                 if i == 0:
                     sym = r"$\theta(w^t, w^*)$" if q == "angle_w" else r"$\theta(u^t, w^*)$"

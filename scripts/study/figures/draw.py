@@ -12,6 +12,7 @@ line for it to find.
 from __future__ import annotations
 
 import textwrap
+from contextlib import contextmanager
 
 import numpy as np
 import seaborn as sns
@@ -24,6 +25,19 @@ from .select import lam_units, series_columns
 from .stats import BAND, diverged, tidy
 
 
+@contextmanager
+def keep_labels(ax):
+    """Keep ``ax``'s axis labels through a seaborn call. Seaborn labels an
+    unlabelled axis after the tick labels it finds visible, which lays out every
+    tick of a (shared, log) axis: the most expensive part of a figure."""
+    xl, yl = ax.get_xlabel(), ax.get_ylabel()
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    yield
+    ax.set_xlabel(xl)
+    ax.set_ylabel(yl)
+
+
 def trace(ax, da: xr.DataArray, status: xr.DataArray, color, ls="-", band=True, lw=None):
     """Mean over seeds of a trace (dims seed, step), diverged runs excluded,
     with its 95% band (seaborn, ``errorbar=("pi", 95)``); step 0 is dropped
@@ -33,21 +47,20 @@ def trace(ax, da: xr.DataArray, status: xr.DataArray, color, ls="-", band=True, 
     if df.empty:  # every run diverged: an empty line, so the saved figure says so
         ax.plot([np.nan], [np.nan], color=color, ls=ls, lw=lw)
         return
-    sns.lineplot(
-        data=df,
-        x="step",
-        y="value",
-        ax=ax,
-        color=color,
-        linestyle=ls,
-        lw=lw if lw is not None else style.plt.rcParams["lines.linewidth"],
-        errorbar=BAND if band else None,
-        err_kws={"alpha": style.BAND_ALPHA, "lw": 0},
-        estimator="mean",
-        legend=False,
-    )
-    ax.set_xlabel("")
-    ax.set_ylabel("")
+    with keep_labels(ax):
+        sns.lineplot(
+            data=df,
+            x="step",
+            y="value",
+            ax=ax,
+            color=color,
+            linestyle=ls,
+            lw=lw if lw is not None else style.plt.rcParams["lines.linewidth"],
+            errorbar=BAND if band else None,
+            err_kws={"alpha": style.BAND_ALPHA, "lw": 0},
+            estimator="mean",
+            legend=False,
+        )
 
 
 def cell_text(v: float) -> str:
@@ -62,6 +75,10 @@ def heatmap(ax, prob: np.ndarray, xlabels, ylabels):
     row at the bottom; grey with a dash where no run is left (all diverged).
     Returns the mappable for a colour bar."""
     prob = np.asarray(prob, dtype=float)
+    # seaborn draws the whole figure to test tick labels for overlap: without
+    # the layout engine that draw is cheap (the layout is made once, on saving).
+    fig, engine = ax.figure, ax.figure.get_layout_engine()
+    fig.set_layout_engine("none")
     sns.heatmap(
         prob,
         ax=ax,
@@ -76,6 +93,7 @@ def heatmap(ax, prob: np.ndarray, xlabels, ylabels):
         yticklabels=list(ylabels),
         linewidths=0,
     )
+    fig.set_layout_engine(engine)
     ax.set_facecolor("0.85")
     ax.grid(False)
     for yi, xi in zip(*np.nonzero(np.isnan(prob)), strict=True):
@@ -183,23 +201,22 @@ def seed_points(ax, da: xr.DataArray, along: str, x, color, marker, ls="-", lw=1
     if df.empty:
         ax.plot([np.nan], [np.nan], color=color, ls=ls)
         return
-    sns.lineplot(
-        data=df,
-        x="x",
-        y="value",
-        ax=ax,
-        color=color,
-        marker=marker,
-        linestyle=ls,
-        lw=lw,
-        markeredgewidth=0,
-        errorbar=BAND,
-        err_style="bars",
-        err_kws={"capsize": 1.5, "elinewidth": lw},
-        legend=False,
-    )
-    ax.set_xlabel("")
-    ax.set_ylabel("")
+    with keep_labels(ax):
+        sns.lineplot(
+            data=df,
+            x="x",
+            y="value",
+            ax=ax,
+            color=color,
+            marker=marker,
+            linestyle=ls,
+            lw=lw,
+            markeredgewidth=0,
+            errorbar=BAND,
+            err_style="bars",
+            err_kws={"capsize": 1.5, "elinewidth": lw},
+            legend=False,
+        )
 
 
 def columns(ds, lam, penalties):

@@ -53,7 +53,7 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
                     style.note(ax, note, "lower left" if mode == "population" else "upper right")
         for i, p in enumerate(pens):
             ax = axes[i]
-            ax.set_xscale("log")
+            style.log_steps(ax)
             ax.set_yscale("log")
             ax.set_title(f"{style.PENALTY_LABEL[p]}, {style.lam_label(x, units)}")
             ax.set_xlabel(style.LABEL["step"])

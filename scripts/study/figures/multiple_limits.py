@@ -9,6 +9,7 @@ from study import style
 
 from .draw import cat_axis, heatmap, wrap
 from .select import GRID_DIMS, fix_new_dims, lam_units, lam_values, limit_stes, modes
+from .stats import diverged_note
 
 # Outcome of a run against the enumerated fixed points (docs/theory.md 5.2).
 OUTCOMES = ("at w_bar (best)", "other predicted point", "on a continuum", "unpredicted")
@@ -89,6 +90,12 @@ def draw(datasets: dict, penalties=("l0", "tl1")):
             f"{cont} on a continuum, {unpredicted} at nothing predicted (match tolerance "
             f"{sub['limit_kind'].attrs.get('match_tol', 'n/a')})."
         )
+        shown = sub.sel(penalty=penalties)
+        if "normalise" in shown.dims:
+            shown = shown.sel(normalise=True)
+        note = diverged_note(shown["status"], f"normalised {mode} runs")
+        if note:
+            runs += f" {note} (no final state to match)."
         fig.suptitle(wrap(theory + runs), fontsize=7)
     return fig
 
