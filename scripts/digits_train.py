@@ -24,7 +24,7 @@ print(
     f"{', '.join(f'{v:.3f}' for v in ds['acc_dense'].values.ravel())}",
     file=sys.stderr,
 )
-ds.attrs.update(provenance(snakemake.config))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 ds.attrs["seed"] = seed
 write_netcdf(ds, snakemake.output[0])
 print(f"cpu {time.process_time():.2f} s (this job's process, start-up included)", file=sys.stderr)

@@ -40,7 +40,7 @@ def build_datasets(config: dict) -> dict[str, xr.Dataset]:
 
 
 def build_digits(config: dict) -> xr.Dataset:
-    """The digits dataset (rules digits_data, digits_train, digits_aggregate) in-process."""
+    """The digits dataset (rules digits_data, digits_train, aggregate_digits) in-process."""
     from sklearn.datasets import load_digits  # bundled images, no download; only the digits part needs it
 
     bundled = load_digits()

@@ -45,18 +45,18 @@ rule digits_train:
         "../../scripts/digits_train.py"
 
 
-rule digits_aggregate:
+rule aggregate_digits:
     input:
         data=DIGITS_DATA,
         train=digits_train_files(),
     output:
         f"{RESULTS}/datasets/digits.nc",
     log:
-        f"{LOGS}/digits_aggregate.log",
+        f"{LOGS}/aggregate_digits.log",
     benchmark:
-        f"{BENCH}/digits_aggregate.tsv"
+        f"{BENCH}/aggregate_digits.tsv"
     localrule: True
     conda:
         "../envs/study.yaml"
     script:
-        "../../scripts/digits_aggregate.py"
+        "../../scripts/aggregate_digits.py"

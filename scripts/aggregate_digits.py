@@ -1,4 +1,4 @@
-"""Rule digits_aggregate: the seeds' digits cells as one labelled dataset."""
+"""Rule aggregate_digits: the seeds' digits cells as one labelled dataset."""
 
 import sys
 import time
@@ -20,7 +20,7 @@ for path in snakemake.input.train:
     cell.attrs = {}
     cells.append(cell)
 ds = combine(cells, snakemake.config, {"train": data.sizes["train_item"], "test": data.sizes["test_item"]})
-ds.attrs.update(provenance(snakemake.config))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 mean = ds.mean("seed")
 print(
     f"digits: {ds.sizes['seed']} seeds; float ReLU {float(mean['acc_relu']):.3f}, dense binary "
