@@ -73,7 +73,11 @@ def lam_effective(config: dict, lam: float, k: int, penalty: str | None = None, 
 
 def run_coords(config: dict) -> dict:
     """The run grid's coordinate values, in RUN_DIMS order."""
-    g = config["grid"]
+    return coords_of(config["grid"])
+
+
+def coords_of(g: dict) -> dict:
+    """Coordinate values of a run grid block (``grid`` or ``two_layer.grid``), in RUN_DIMS order."""
     return {
         "penalty": list(g["penalty"]),
         "lam": [float(x) for x in g["lam"]],

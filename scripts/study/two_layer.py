@@ -20,7 +20,7 @@ from rvscgd import two_layer as tl
 from rvscgd import two_layer_train
 
 from .aggregate import lam_attrs, sort_grid, support_metrics
-from .grid import lam_effective, relu_constant, seed_sequence_key, teacher_sparsity, two_layer_cells
+from .grid import coords_of, lam_effective, relu_constant, seed_sequence_key, teacher_sparsity, two_layer_cells
 
 cells = two_layer_cells  # the cells of the two-layer study
 
@@ -42,15 +42,7 @@ STATUS_ATTRS = {
 
 
 def grid_coords(config: dict) -> dict:
-    g = config["two_layer"]["grid"]
-    return {
-        "penalty": list(g["penalty"]),
-        "lam": [float(x) for x in g["lam"]],
-        "beta": [float(x) for x in g["beta"]],
-        "eta": [float(x) for x in g["eta"]],
-        "ste": list(g["ste"]),
-        "normalise": [bool(x) for x in g["normalise"]],
-    }
+    return coords_of(config["two_layer"]["grid"])
 
 
 def start_kinds(config: dict) -> list[str]:
