@@ -439,7 +439,8 @@ def interrupt_mid_training(workdir: Path, gate: Path, sig: int, *targets) -> Non
 
     The point is set by the write gate of ``study.ncio`` (``HOLD_ENV``): every
     netCDF write waits, its temporary file complete, until the test releases
-    it. The test releases every data write and exactly one training write;
+    it. The test releases every write but the one-layer training ones, and
+    exactly one of those;
     the interrupt comes when that training output is in place and another
     training job holds its finished temporary file. No timing is assumed:
     exactly one training output exists, and a job is mid-write, whatever the
@@ -454,7 +455,9 @@ def interrupt_mid_training(workdir: Path, gate: Path, sig: int, *targets) -> Non
     def frozen_mid_training() -> bool:
         held = sorted(f.name.removesuffix(".held") for f in gate.glob("*.held"))
         for key in held:
-            if key.startswith(("data__", "limits__")) or (not released_train and key.startswith(MODES_PREFIX)):
+            # Every write but the one-layer training ones goes through (data, limits, the
+            # two-layer and digits parts), and of those exactly the first.
+            if not key.startswith(MODES_PREFIX) or not released_train:
                 if key.startswith(MODES_PREFIX):
                     released_train.append(key)
                 (gate / f"{key}.go").touch()
