@@ -108,7 +108,6 @@ def _config(label_noise):
     cfg["dims"] = {"n": [8], "k": [4]}
     cfg["seeds"] = [0]
     cfg["empirical"]["max_steps"] = 60
-    cfg["limit"]["starts"] = 2
     cfg["empirical"]["label_noise"] = label_noise
     return cfg
 
