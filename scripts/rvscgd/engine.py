@@ -53,7 +53,7 @@ import numpy as np
 from .limit import check_params
 from .model import STES, angle, check_ste, expected_coarse_gradient_fast
 from .penalties import PENALTIES, check_penalty, penalty_value, prox
-from .projection import ProjectedSource
+from .projection import ProjectedSource, weights_f32
 from .sampling import MinibatchSampler, as_seed_sequence
 
 PRECISIONS = ("float64", "float32")
@@ -228,40 +228,12 @@ def empirical_coarse_gradient_f32(
     """
     work = _Workspace() if work is None else work
     Bk, n = Z32.shape
-    B = Bk // k
     R = W.shape[1]
     norms = np.linalg.norm(W, axis=0)
     W32 = (W / norms).astype(np.float32)
     P = work.take("P", (Bk, R), np.float32)
     np.matmul(Z32, W32, out=P)
-    pos = work.take("pos", (Bk, R), np.bool_)
-    np.greater(P, 0, out=pos)
-    pos3 = pos.reshape(B, k, R).view(np.uint8)
-    acc_dtype = np.uint8 if k < 256 else np.uint32
-    count = work.take("count", (B, R), acc_dtype)
-    if k <= 16:
-        np.copyto(count, pos3[:, 0, :])
-        for i in range(1, k):
-            np.add(count, pos3[:, i, :], out=count)
-    else:
-        np.sum(pos3, axis=1, dtype=acc_dtype, out=count)
-    diff = work.take("diff", (B, R), np.float32)
-    np.subtract(count, count_star[:, None], out=diff, dtype=np.float32, casting="unsafe")
-    codes = np.asarray(ste_codes)
-    if np.all(codes == 0):
-        mu = pos
-    else:
-        mu = work.take("mu", (Bk, R), np.bool_)
-        np.copyto(mu, pos)
-        ident = np.flatnonzero(codes == 1)
-        if ident.size:
-            mu[:, ident] = True
-        clip = np.flatnonzero(codes == 2)
-        if clip.size:
-            limit = (1.0 / norms[clip]).astype(np.float32)
-            mu[:, clip] &= P[:, clip] < limit
-    M = work.take("M", (Bk, R), np.float32)
-    np.multiply(mu.reshape(B, k, R), diff[:, None, :], out=M.reshape(B, k, R))
+    M = weights_f32(P, count_star, norms, k, ste_codes, work)  # the same integer weights as the projected path
     G = Z32.T @ M
     return G.astype(np.float64) * (1.0 / (k * Bk))
 
