@@ -8,7 +8,6 @@ a batch of inputs is ``(B, k, n)``; weights are ``(n,)`` or, batched over runs,
 from __future__ import annotations
 
 import numpy as np
-from scipy import integrate, special
 
 STES = ("relu", "identity", "clipped_relu")
 
@@ -160,6 +159,8 @@ def _clipped_relu_plane(theta: float, norm_w: float) -> tuple[float, float]:
     E[(1{x1>0} - 1{<Z,w*> > 0}) 1{0 < ||w|| x1 < 1} Z]
     = int_0^{1/||w||} phi(x1) [x1 P(<Z,w*> <= 0 | x1), E(x2 1{<Z,w*> <= 0} | x1)] dx1.
     """
+    from scipy import integrate, special  # lazy: only clipped-relu jobs pay their ~0.4 s import
+
     c, s = np.cos(theta), np.sin(theta)
     upper = 1.0 / norm_w
 
@@ -201,6 +202,8 @@ def clipped_relu_plane_closed(theta, norm_w):
     a1 = 1/(2 sqrt(2 pi)) - phi(U) Phi(-U c/s) - c erf(U/(sqrt2 s)) / (2 sqrt(2 pi))
     a2 = -s erf(U/(sqrt2 s)) / (2 sqrt(2 pi))
     """
+    from scipy import special  # lazy, as in _clipped_relu_plane
+
     theta = np.asarray(theta, dtype=float)
     U = 1.0 / np.asarray(norm_w, dtype=float)
     s, c = np.sin(theta), np.cos(theta)

@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 
 from .penalties import check_penalty, prox, threshold
 
@@ -107,6 +106,8 @@ def error_bound(s, lam_c, beta_c, w_min, penalty, a=1.0) -> ErrorBound:
             grid = np.linspace(lo, hi, 257)
             vals = [l1_angle(L, s, lam_c, b) for L in grid]
             j = int(np.argmax(vals))
+            from scipy.optimize import minimize_scalar  # lazy: scipy.optimize costs every job ~0.2 s to import
+
             left, right = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
             res = minimize_scalar(
                 lambda L: -l1_angle(L, s, lam_c, b), bounds=(left, right), method="bounded", options={"xatol": 1e-14}
@@ -145,6 +146,8 @@ def l1_fixed_point(w_star, lam_c, beta_c):
     hi = (1.0 + b) * (1 + 1e-12)
     if tau > 0:
         hi = min(hi, np.max(np.abs(w)) / tau * (1 - 1e-15))  # beyond it nothing is kept
+    from scipy.optimize import brentq  # lazy, as in error_bound
+
     M = brentq(F, b * (1 + 1e-15) + 1e-300, hi, xtol=1e-300, rtol=1e-15, maxiter=1000)
     x, u = x_of(M)
     return x, u, M

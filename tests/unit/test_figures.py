@@ -289,3 +289,22 @@ def test_a_dimension_no_figure_knows_is_fixed_to_its_first_value(study, name):
     fig = draw(name, {m: with_method(ds) for m, ds in datasets.items()}, **figure_params(config["figures"], name))
     assert fig.axes
     style.plt.close(fig)
+
+
+def test_log_axes_over_many_decades_get_fewer_minor_ticks_and_one_layout(tmp_path):
+    """style.save thins minor ticks only where an axis spans MANY_DECADES or more,
+    and lays the figure out once: the PDF keeps the PNG's axes positions."""
+    import matplotlib.ticker
+
+    fig, axes = style.subplots(1, 2)
+    wide, narrow = axes[0]
+    wide.loglog([1, 1e6], [1e-8, 1])
+    narrow.semilogy([0, 1], [1, 5])
+    style.save(fig, tmp_path / "f.png", tmp_path / "f.pdf")
+    assert tuple(wide.yaxis.get_minor_locator()._subs) == style.MINOR_LOG_SUBS
+    assert tuple(wide.xaxis.get_minor_locator()._subs) == style.MINOR_LOG_SUBS
+    narrow_subs = narrow.yaxis.get_minor_locator()._subs
+    assert isinstance(narrow.yaxis.get_minor_locator(), matplotlib.ticker.LogLocator)
+    assert not (isinstance(narrow_subs, np.ndarray | tuple) and tuple(narrow_subs) == style.MINOR_LOG_SUBS)
+    assert fig.get_layout_engine() is None or type(fig.get_layout_engine()).__name__ == "PlaceHolderLayoutEngine"
+    assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "f.pdf").stat().st_size > 0
