@@ -14,6 +14,23 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / ".test" / "config" / "config.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
+# Every `snakemake` start imports the installed SLURM executor plugin, which
+# runs `scontrol show config` when SLURM's client tools are on PATH. With no
+# controller answering (CI and this machine install SLURM for
+# test_slurm.py, whose controller runs only during that test) scontrol waits
+# about 9 s before it gives up, in every start. The local runs below do not
+# use SLURM, so they get an `scontrol` that fails at once; the plugin then
+# falls back exactly as it does when the controller is down. test_slurm.py
+# runs the real one.
+_SHIMS = Path(__file__).resolve().parent / "shims"
+
+
+def local_env(env: dict | None = None) -> dict:
+    """os.environ plus ``env``, with the no-controller ``scontrol`` first on PATH."""
+    full = {**os.environ, **(env or {})}
+    full["PATH"] = f"{_SHIMS}{os.pathsep}{full.get('PATH', '')}"
+    return full
+
 
 def copy_project(dest: Path) -> Path:
     """Copy what a user's checkout holds (workflow, scripts, config, .test) to dest."""
@@ -28,8 +45,7 @@ def copy_project(dest: Path) -> Path:
 def run_snakemake(workdir: Path, *args, configfile=TINY, check=True, timeout=600, env=None):
     """Run snakemake in workdir on the tiny config; return the CompletedProcess."""
     cmd = [*SNAKEMAKE, "--configfile", str(configfile), *args]
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=full_env)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=local_env(env))
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -25,7 +25,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import ROOT, SNAKEMAKE, TINY, copy_project, dry_run_jobs, run_snakemake
+from .conftest import ROOT, SNAKEMAKE, TINY, copy_project, dry_run_jobs, local_env, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -410,7 +410,7 @@ def start_snakemake(workdir: Path, *args, configfile=TINY, env=None) -> subproce
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, **(env or {})},
+        env=local_env(env),
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import ROOT, SNAKEMAKE, run_snakemake
+from .conftest import ROOT, SNAKEMAKE, local_env, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,7 @@ def _snakemake(workdir: Path, *args, timeout=300):
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **LIBRARY_ENV},
+        env=local_env(LIBRARY_ENV),
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import ROOT, TINY, dry_run_jobs, run_snakemake
+from .conftest import ROOT, TINY, dry_run_jobs, local_env, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -195,6 +195,7 @@ def test_lint_and_format():
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env=local_env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = subprocess.run(["snakefmt", "--check", "workflow"], cwd=ROOT, capture_output=True, text=True)
