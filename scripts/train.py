@@ -12,6 +12,7 @@ start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
 
 import numpy as np  # noqa: E402
 
+from rvscgd import STATUS  # noqa: E402
 from study.cells import train_cell  # noqa: E402
 
 wc = snakemake.wildcards
@@ -19,10 +20,7 @@ data = open_checked(snakemake.input.data, required_vars=("w_star", "w0"))
 limits = open_checked(snakemake.input.limits, required_vars=("w_bar", "u_bar"))
 ds = train_cell(snakemake.config, wc.mode, data, limits, threads=snakemake.threads)
 status = ds["status"].values.ravel()
-print(
-    f"{wc.mode} n={wc.n} k={wc.k} seed={wc.seed}: {status.size} runs, "
-    f"converged {np.sum(status == 0)}, max_steps {np.sum(status == 1)}, diverged {np.sum(status == 2)}",
-    file=sys.stderr,
-)
+counts = ", ".join(f"{name} {int(np.sum(status == code))}" for code, name in enumerate(STATUS))
+print(f"{wc.mode} n={wc.n} k={wc.k} seed={wc.seed}: {status.size} runs, {counts}", file=sys.stderr)
 ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 write_netcdf(ds, snakemake.output[0])
