@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .engine import STATUS as ONE_LAYER_STATUS
 from .engine import Runs, _ste_codes, prox_columns
 from .model import STES, angle
 from .two_layer import expected_gradients_batch, population_loss
 
 MODES = ("population", "fresh")
-# Codes 0-2 as in rvscgd.engine.STATUS; the two-layer model adds 3.
-STATUS = ("converged", "max_steps", "diverged", "oscillating")
+# Codes 0-2 are rvscgd.engine.STATUS; the two-layer model adds 3.
+STATUS = (*ONE_LAYER_STATUS, "oscillating")
 
 _BLOWUP = 1e150
 
