@@ -53,7 +53,7 @@ import numpy as np
 from .limit import check_params
 from .model import STES, angle, check_ste, expected_coarse_gradient_fast
 from .penalties import PENALTIES, check_penalty, penalty_value, prox
-from .projection import ProjectedSource, weights_f32
+from .projection import ProjectedSource, weights_f32, weights_f64
 from .sampling import MinibatchSampler, as_seed_sequence
 
 PRECISIONS = ("float64", "float32")
@@ -171,26 +171,8 @@ def empirical_coarse_gradient(
     (``y = f(Z; w*) + noise``). Returns (n, R), the batch mean of model.md's
     g~ per run.
     """
-    Bk, n = Zf.shape
-    B = Bk // k
     P = Zf @ W  # (Bk, R)
-    pos = P > 0
-    f_w = pos.reshape(B, k, -1).mean(axis=1)  # (B, R)
-    f_s = (z_star > 0).reshape(B, k).mean(axis=1)  # (B,)
-    if label_noise is not None:
-        f_s = f_s + label_noise
-    resid = f_w - f_s[:, None]
-    mu = np.empty_like(P)
-    for code in np.unique(ste_codes):
-        cols = np.flatnonzero(ste_codes == code)
-        if code == 0:
-            mu[:, cols] = pos[:, cols]
-        elif code == 1:
-            mu[:, cols] = 1.0
-        else:
-            mu[:, cols] = pos[:, cols] & (P[:, cols] < 1.0)
-    weights = (mu.reshape(B, k, -1) * resid[:, None, :]).reshape(Bk, -1) / Bk
-    return Zf.T @ weights
+    return Zf.T @ weights_f64(P, z_star, k, ste_codes, label_noise)  # the weights the projected path uses too
 
 
 class _Workspace:
