@@ -289,3 +289,51 @@ def test_a_dimension_no_figure_knows_is_fixed_to_its_first_value(study, name):
     fig = draw(name, {m: with_method(ds) for m, ds in datasets.items()}, **figure_params(config["figures"], name))
     assert fig.axes
     style.plt.close(fig)
+
+
+def _bound_counts(fig) -> list[tuple[object, str]]:
+    """(axes, first line of its "above theory bound" note) per panel, in drawing order (one per n)."""
+    return [
+        (ax, t.get_text().split("\n")[0])
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_text().startswith("above theory bound")
+    ]
+
+
+@pytest.mark.parametrize("name", ["sparsity_accuracy", "tradeoff"])
+def test_theory_bound_overlay_reports_a_planted_violation(study, name):
+    """The explicit error bound is drawn, and a run planted far above its bound
+    (u_final = -w*, angle pi) raises its panel's count by one and stays in view.
+    The planted run is chosen with rvscgd.theory.error_bound called here, from
+    the teacher and the grid, not through the figure's helper."""
+    config, datasets = study
+    params = figure_params(config["figures"], name)
+    pop = datasets["population"].copy(deep=True)
+    fig = draw(name, {"population": pop}, **params)
+    assert fig.findobj(lambda a: a.get_gid() == "theory_bound"), "no theory-bound overlay"
+    before = [text for _, text in _bound_counts(fig)]
+    assert len(before) == pop.sizes["n"]
+    style.plt.close(fig)
+    sel = select.resolve(pop, params.get("slice"), shown=("penalty", "lam", "n"))
+    c = rvscgd.coarse_constant(int(sel["k"]), sel["ste"])
+    lam = max(float(x) for x in pop["lam"].values)
+    lam_c = float(pop["lam_effective"].sel(lam=lam, k=sel["k"])) / c
+    run = None
+    for j, n in enumerate(pop["n"].values):
+        for seed in pop["seed"].values:
+            w = pop["w_star"].sel(n=n, k=sel["k"], seed=seed).values[: int(n)]
+            s, w_min = int((w != 0).sum()), float(np.abs(w[w != 0]).min())
+            for p in ("l1", "tl1", "l0"):
+                b = rvscgd.theory.error_bound(s, lam_c, sel["beta"] / c, w_min, p, pop.attrs["tl1_a"])
+                if run is None and b.valid:
+                    run, panel = dict(sel, n=int(n), seed=int(seed), penalty=p, lam=lam), j
+    assert run is not None, "no run of the tiny study has a valid bound: the test cannot plant a violation"
+    pop["u_final"].loc[run] = -pop["w_star"].sel(n=run["n"], k=run["k"], seed=run["seed"])
+    fig = draw(name, {"population": pop}, **params)
+    after = _bound_counts(fig)
+    k0, total = (int(x) for x in before[panel].split(": ")[1].split(" runs")[0].split(" of "))
+    assert after[panel][1] == f"above theory bound: {k0 + 1} of {total} runs"
+    assert [t for j, (_, t) in enumerate(after) if j != panel] == [t for j, t in enumerate(before) if j != panel]
+    assert after[panel][0].get_ylim()[1] >= 0.95 * np.pi / 2  # the planted point (mean with another seed) in view
+    style.plt.close(fig)
