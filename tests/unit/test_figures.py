@@ -337,3 +337,29 @@ def test_theory_bound_overlay_reports_a_planted_violation(study, name):
     assert [t for j, (_, t) in enumerate(after) if j != panel] == [t for j, t in enumerate(before) if j != panel]
     assert after[panel][0].get_ylim()[1] >= 0.95 * np.pi / 2  # the planted point (mean with another seed) in view
     style.plt.close(fig)
+
+
+def test_limit_prediction_shows_the_distance_to_the_predicted_limits(study):
+    """Panel (c) draws every run's limit_distance with the dataset's own match
+    tolerance (planted here at an odd value), and panel (b) fits its range to the
+    sparsities drawn instead of the whole [0, 1]."""
+    _, datasets = study
+    pop = datasets["population"].copy(deep=True)
+    pop["limit_kind"].attrs["match_tol"] = 0.0123
+    fig = draw("limit_prediction", {"population": pop})
+    titled = {a.get_title(loc="left").split("  ")[-1]: a for a in fig.axes}
+    ax_b, ax_c = (
+        titled["sparsity of the sparse limit"],
+        titled["distance to the nearest predicted stable fixed point (per run)"],
+    )
+    segments = [
+        seg for coll in ax_c.collections if coll.get_gid() is None for seg in getattr(coll, "get_segments", list)()
+    ]
+    assert any(np.allclose(seg[:, 0], 0.0123) for seg in segments), "match tolerance line missing"
+    shown = ax_c.collections[0].get_offsets()
+    assert len(shown) > 0 and np.all(np.asarray(shown)[:, 0] > 0)
+    pts = np.ma.concatenate([c.get_offsets() for c in ax_b.collections if len(c.get_offsets())])
+    lo, hi = ax_b.get_xlim()
+    assert lo <= float(pts.min()) and hi >= float(pts.max())
+    assert lo >= float(pts.min()) - max(0.1 * float(pts.max() - pts.min()), 0.03)
+    style.plt.close(fig)
