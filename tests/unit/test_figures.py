@@ -363,3 +363,28 @@ def test_limit_prediction_shows_the_distance_to_the_predicted_limits(study):
     assert lo <= float(pts.min()) and hi >= float(pts.max())
     assert lo >= float(pts.min()) - max(0.1 * float(pts.max() - pts.min()), 0.03)
     style.plt.close(fig)
+
+
+def test_lbeta_counts_the_rises_of_the_traces(study):
+    """The figure's count of runs whose L_beta rises, per penalty, equals a brute
+    force over the recorded L_beta traces (a value above the smallest one before
+    it, by more than 1e-12 of the trace's scale); a planted change of the
+    dataset's flags moves it."""
+    _, datasets = study
+    pop = datasets["population"].copy(deep=True)
+    text = figure_text(draw("lbeta", {"population": pop}))
+    lams = [x for x in pop["lam"].values if x > 0]
+    sub = pop.sel(normalise=True, lam=lams)
+    for p in pop["penalty"].values:
+        runs = sub.sel(penalty=p)
+        lb = runs["lbeta"].transpose(..., "step").values.reshape(-1, runs.sizes["step"])
+        ok = (runs["status"].values != stats.DIVERGED).reshape(-1)
+        rose = 0
+        for trace, good in zip(lb, ok, strict=True):
+            if good:
+                scale = np.nanmax(np.abs(trace))
+                rose += any(trace[t] - np.nanmin(trace[:t]) > 1e-12 * scale for t in range(1, trace.size))
+        assert f"{rose}/{int(ok.sum())}" in text, p
+    pop["lbeta_rises"].loc[{"penalty": "l1"}] = 0
+    n_l1 = int((sub.sel(penalty="l1")["status"] != stats.DIVERGED).sum())
+    assert f"0/{n_l1}" in figure_text(draw("lbeta", {"population": pop}))

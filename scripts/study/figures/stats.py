@@ -200,3 +200,28 @@ def above_bound(angle: xr.DataArray, bound: xr.DataArray, tol: float) -> tuple[i
     measured = angle.notnull()
     has = measured & bound.notnull()
     return int((has & (angle > bound + tol)).sum()), int(has.sum()), int((measured & bound.isnull()).sum())
+
+
+def wilson_interval(k, n, z: float = 1.96):
+    """Wilson score interval of a binomial proportion ``k / n`` (95% for z = 1.96).
+
+    The set of p with ``(k/n - p)^2 <= z^2 p (1 - p) / n``: unlike the normal
+    approximation it stays inside [0, 1] and is not empty at k = 0 or k = n.
+    Works elementwise on arrays; ``(nan, nan)`` where ``n == 0``.
+
+    Returns
+    -------
+    (low, high) : floats or arrays like ``k``.
+    """
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError(f"k must be in [0, n], got k={k!r}, n={n!r}")
+    if not z > 0:
+        raise ValueError(f"z must be > 0, got {z!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = n + z * z
+        center = (k + z * z / 2) / denom
+        half = z / denom * np.sqrt(k * (n - k) / n + z * z / 4)
+        lo = np.where(n > 0, np.clip(center - half, 0.0, 1.0), np.nan)
+        hi = np.where(n > 0, np.clip(center + half, 0.0, 1.0), np.nan)
+    return (float(lo), float(hi)) if lo.ndim == 0 else (lo, hi)
