@@ -129,6 +129,7 @@ def draw(datasets: dict):
                     alpha=0.6,
                     linewidth=0,
                     log_scale=True,
+                    rasterized=True,  # thousands of points: one raster layer in the PDF, half its save time
                     ax=ax_c,
                     legend=False,
                 )

@@ -159,6 +159,7 @@ def _distance_panel(ax, frames, tols, pens):
         alpha=0.6,
         linewidth=0,
         log_scale=True,
+        rasterized=True,  # thousands of points: one raster layer in the PDF, half its save time
         ax=ax,
         legend=False,
     )
