@@ -308,3 +308,102 @@ def test_log_axes_over_many_decades_get_fewer_minor_ticks_and_one_layout(tmp_pat
     assert not (isinstance(narrow_subs, np.ndarray | tuple) and tuple(narrow_subs) == style.MINOR_LOG_SUBS)
     assert fig.get_layout_engine() is None or type(fig.get_layout_engine()).__name__ == "PlaceHolderLayoutEngine"
     assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "f.pdf").stat().st_size > 0
+
+
+def _bound_counts(fig) -> list[tuple[object, str]]:
+    """(axes, first line of its "above theory bound" note) per panel, in drawing order (one per n)."""
+    return [
+        (ax, t.get_text().split("\n")[0])
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_text().startswith("above theory bound")
+    ]
+
+
+@pytest.mark.parametrize("name", ["sparsity_accuracy", "tradeoff"])
+def test_theory_bound_overlay_reports_a_planted_violation(study, name):
+    """The explicit error bound is drawn, and a run planted far above its bound
+    (u_final = -w*, angle pi) raises its panel's count by one and stays in view.
+    The planted run is chosen with rvscgd.theory.error_bound called here, from
+    the teacher and the grid, not through the figure's helper."""
+    config, datasets = study
+    params = figure_params(config["figures"], name)
+    pop = datasets["population"].copy(deep=True)
+    fig = draw(name, {"population": pop}, **params)
+    assert fig.findobj(lambda a: a.get_gid() == "theory_bound"), "no theory-bound overlay"
+    before = [text for _, text in _bound_counts(fig)]
+    assert len(before) == pop.sizes["n"]
+    style.plt.close(fig)
+    sel = select.resolve(pop, params.get("slice"), shown=("penalty", "lam", "n"))
+    c = rvscgd.coarse_constant(int(sel["k"]), sel["ste"])
+    lam = max(float(x) for x in pop["lam"].values)
+    lam_c = float(pop["lam_effective"].sel(lam=lam, k=sel["k"])) / c
+    run = None
+    for j, n in enumerate(pop["n"].values):
+        for seed in pop["seed"].values:
+            w = pop["w_star"].sel(n=n, k=sel["k"], seed=seed).values[: int(n)]
+            s, w_min = int((w != 0).sum()), float(np.abs(w[w != 0]).min())
+            for p in ("l1", "tl1", "l0"):
+                b = rvscgd.theory.error_bound(s, lam_c, sel["beta"] / c, w_min, p, pop.attrs["tl1_a"])
+                if run is None and b.valid:
+                    run, panel = dict(sel, n=int(n), seed=int(seed), penalty=p, lam=lam), j
+    assert run is not None, "no run of the tiny study has a valid bound: the test cannot plant a violation"
+    pop["u_final"].loc[run] = -pop["w_star"].sel(n=run["n"], k=run["k"], seed=run["seed"])
+    fig = draw(name, {"population": pop}, **params)
+    after = _bound_counts(fig)
+    k0, total = (int(x) for x in before[panel].split(": ")[1].split(" runs")[0].split(" of "))
+    assert after[panel][1] == f"above theory bound: {k0 + 1} of {total} runs"
+    assert [t for j, (_, t) in enumerate(after) if j != panel] == [t for j, t in enumerate(before) if j != panel]
+    assert after[panel][0].get_ylim()[1] >= 0.95 * np.pi / 2  # the planted point (mean with another seed) in view
+    style.plt.close(fig)
+
+
+def test_limit_prediction_shows_the_distance_to_the_predicted_limits(study):
+    """Panel (c) draws every run's limit_distance with the dataset's own match
+    tolerance (planted here at an odd value), and panel (b) fits its range to the
+    sparsities drawn instead of the whole [0, 1]."""
+    _, datasets = study
+    pop = datasets["population"].copy(deep=True)
+    pop["limit_kind"].attrs["match_tol"] = 0.0123
+    fig = draw("limit_prediction", {"population": pop})
+    titled = {a.get_title(loc="left").split("  ")[-1]: a for a in fig.axes}
+    ax_b, ax_c = (
+        titled["sparsity of the sparse limit"],
+        titled["distance to the nearest predicted stable fixed point (per run)"],
+    )
+    segments = [
+        seg for coll in ax_c.collections if coll.get_gid() is None for seg in getattr(coll, "get_segments", list)()
+    ]
+    assert any(np.allclose(seg[:, 0], 0.0123) for seg in segments), "match tolerance line missing"
+    shown = ax_c.collections[0].get_offsets()
+    assert len(shown) > 0 and np.all(np.asarray(shown)[:, 0] > 0)
+    pts = np.ma.concatenate([c.get_offsets() for c in ax_b.collections if len(c.get_offsets())])
+    lo, hi = ax_b.get_xlim()
+    assert lo <= float(pts.min()) and hi >= float(pts.max())
+    assert lo >= float(pts.min()) - max(0.1 * float(pts.max() - pts.min()), 0.03)
+    style.plt.close(fig)
+
+
+def test_lbeta_counts_the_rises_of_the_traces(study):
+    """The figure's count of runs whose L_beta rises, per penalty, equals a brute
+    force over the recorded L_beta traces (a value above the smallest one before
+    it, by more than 1e-12 of the trace's scale); a planted change of the
+    dataset's flags moves it."""
+    _, datasets = study
+    pop = datasets["population"].copy(deep=True)
+    text = figure_text(draw("lbeta", {"population": pop}))
+    lams = [x for x in pop["lam"].values if x > 0]
+    sub = pop.sel(normalise=True, lam=lams)
+    for p in pop["penalty"].values:
+        runs = sub.sel(penalty=p)
+        lb = runs["lbeta"].transpose(..., "step").values.reshape(-1, runs.sizes["step"])
+        ok = (runs["status"].values != stats.DIVERGED).reshape(-1)
+        rose = 0
+        for trace, good in zip(lb, ok, strict=True):
+            if good:
+                scale = np.nanmax(np.abs(trace))
+                rose += any(trace[t] - np.nanmin(trace[:t]) > 1e-12 * scale for t in range(1, trace.size))
+        assert f"{rose}/{int(ok.sum())}" in text, p
+    pop["lbeta_rises"].loc[{"penalty": "l1"}] = 0
+    n_l1 = int((sub.sel(penalty="l1")["status"] != stats.DIVERGED).sum())
+    assert f"0/{n_l1}" in figure_text(draw("lbeta", {"population": pop}))

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from study import style
 
 from .select import lam_units, series_columns
-from .stats import BAND, diverged, tidy
+from .stats import BAND, above_bound, diverged, tidy
 
 
 @contextmanager
@@ -228,3 +228,12 @@ def columns(ds, lam, penalties):
         style.CGD_LABEL,
         lambda p, x: f"{style.PENALTY_LABEL[p]}, {style.lam_label(x, lam_units(ds))}",
     )
+
+
+def bound_note(angle: xr.DataArray, bound: xr.DataArray, tol: float) -> str:
+    """The per-panel finding: how many runs lie above their theory bound by more
+    than ``tol`` (drawn, never clipped), and how many have no bound (its
+    condition ``w_min > (1 + beta/c) threshold`` fails)."""
+    above, total, without = above_bound(angle, bound, tol)
+    text = f"above theory bound: {above} of {total} runs\n(margin ${sci(tol)}$ rad"
+    return text + (f"; {without} runs without bound)" if without else ")")

@@ -12,7 +12,7 @@ from study import style
 
 from .draw import join, line_handle, penalty_handles
 from .select import GRID_DIMS, fix_new_dims, lam_values, limit_stes, modes, penalties
-from .stats import diverged, diverged_note, sparsity, vector_angle
+from .stats import diverged, diverged_note, match_tol, sparsity, vector_angle
 
 SHAPES = ("v", "s", "D", "P", "X")  # empirical batch sizes; population is "o"
 
@@ -26,15 +26,21 @@ def _frame(pa, ps, ma, ms, ok) -> pd.DataFrame:
 
 def draw(datasets: dict):
     """Predicted versus measured angle(u_bar, w*) and sparsity of u_bar over the
-    whole grid (lambda > 0, normalised runs, relu/identity STE), identity line.
+    whole grid (lambda > 0, normalised runs, relu/identity STE), identity line;
+    (c) per run, the distance of w_final to the nearest predicted stable fixed
+    point or continuum (``limit_distance``, matched with ``limit_kind``), per
+    penalty and mode, with each mode's match tolerance.
     The counts of agreement and of excluded runs go under the panels, off the data."""
     shown = modes(datasets)
     pens = penalties(datasets[shown[0]])
     with style.context():
-        fig, axes = style.subplots(1, 2, width=style.PAGE, height=3.6)
-        ax_a, ax_s = axes[0]
+        fig, axd = style.plt.subplot_mosaic(
+            [["a", "b"], ["c", "c"]], figsize=(style.PAGE, 5.6), height_ratios=[3.0, 1.6]
+        )
+        ax_a, ax_s, ax_c = axd["a"], axd["b"], axd["c"]
         mode_markers = {}
         notes, stats_lines = [], []
+        dist_frames, tols, kind_lines = [], {}, []
         for mode in shown:
             ds = fix_new_dims(datasets[mode], GRID_DIMS)
             stes = limit_stes(ds)
@@ -74,6 +80,9 @@ def draw(datasets: dict):
                         coll = ax.collections[-1]
                         coll.set_edgecolors(coll.get_facecolors())
                         coll.set_facecolors("none")
+                dist_frames.append(_distance_frame(sub, gsel, valid, label))
+                tols[label] = match_tol(ds)
+                kind_lines.append(_kind_line(sub["limit_kind"].sel(**gsel).where(valid.sel(**gsel)), label))
                 err = np.abs(meas_a.sel(**gsel).where(valid.sel(**gsel)) - pred_a)
                 good, total = int((err < 1e-3).sum()), int(err.count())
                 undefined = int((valid.sel(**gsel) & (meas_a.sel(**gsel).isnull() | pred_a.isnull())).sum())
@@ -82,7 +91,7 @@ def draw(datasets: dict):
                     line += f"; {undefined} with $u=0$"
                 stats_lines.append(line)
         for ax, what in ((ax_a, "angle_ubar"), (ax_s, "sparsity_ubar")):
-            lims = [0, 1] if what == "sparsity_ubar" else [0, max(0.05, _axis_max(ax))]
+            lims = _sparsity_lims(ax) if what == "sparsity_ubar" else [0, max(0.05, _axis_max(ax))]
             ax.plot(lims, lims, color=style.PREDICTION_COLOR, ls=":", lw=0.8, zorder=1)
             ax.set_xlim(lims)
             ax.set_ylim(lims)
@@ -94,6 +103,9 @@ def draw(datasets: dict):
         style.panel_title(ax_s, "sparsity of the sparse limit", "b")
         style.below(ax_a, join(*stats_lines))
         style.below(ax_s, join(*notes))
+        _distance_panel(ax_c, dist_frames, tols, pens)
+        style.panel_title(ax_c, "distance to the nearest predicted stable fixed point (per run)", "c")
+        style.below(ax_c, join(*kind_lines))
         handles = [
             Line2D([], [], color=h.get_color(), marker="o", ls="", label=h.get_label()) for h in penalty_handles(pens)
         ]
@@ -102,8 +114,78 @@ def draw(datasets: dict):
             for lab, m in mode_markers.items()
         ]
         handles.append(line_handle("identity", ls=":"))
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7))
+        handles.append(line_handle("match tolerance (c)", ls="--"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5))
     return fig
+
+
+def _distance_frame(sub, gsel, valid, label) -> pd.DataFrame:
+    """Tidy (penalty, group, distance) of one mode group's runs with a final state."""
+    d = sub["limit_distance"].sel(**gsel).where(valid.sel(**gsel)).rename("distance")
+    df = d.to_dataframe().reset_index()[["penalty", "distance"]].dropna()
+    df["group"] = label
+    return df
+
+
+def _kind_line(kind: xr.DataArray, label: str) -> str:
+    """ "population: 1440 isolated, 0 on a continuum, 0 unpredicted" (limit_kind of the runs shown)."""
+    k = kind.where(kind >= 0)
+    counts = [int((k == v).sum()) for v in (0, 1, 2)]
+    return f"{label}: {counts[0]} isolated, {counts[1]} on a continuum, {counts[2]} unpredicted"
+
+
+def _distance_panel(ax, frames, tols, pens):
+    """Per-run ``limit_distance`` (log x) per mode group (rows) and penalty (hue,
+    dodged); each group's match tolerance as a vertical segment over its row.
+    Distances of exactly 0 or with nothing predicted (inf) cannot sit on a log
+    axis: they are counted in the panel's note, not dropped silently."""
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["penalty", "distance", "group"])
+    groups = list(dict.fromkeys(df["group"])) if len(df) else list(tols)
+    finite = df[np.isfinite(df["distance"]) & (df["distance"] > 0)]
+    if finite.empty:
+        style.empty_panel(ax, "No run with a finite positive distance to a predicted limit.")
+        return
+    sns.stripplot(
+        data=finite,
+        x="distance",
+        y="group",
+        order=groups,
+        hue="penalty",
+        hue_order=pens,
+        palette=style.PENALTY_COLOR,
+        dodge=True,
+        jitter=0.25,
+        size=1.6,
+        alpha=0.6,
+        linewidth=0,
+        log_scale=True,
+        rasterized=True,  # thousands of points: one raster layer in the PDF, half its save time
+        ax=ax,
+        legend=False,
+    )
+    for i, g in enumerate(groups):
+        ax.vlines(tols[g], i - 0.45, i + 0.45, color=style.PREDICTION_COLOR, ls="--", lw=0.9, zorder=4)
+    ax.set_xlim(right=max(ax.get_xlim()[1], 3 * max(tols.values())))
+    ax.set_xlabel(r"$\min\,\|w_{\mathrm{final}} - \bar w\|$ over the predicted stable points (and continuum)")
+    ax.set_ylabel("")
+    zero, nothing = int((df["distance"] == 0).sum()), int(np.isinf(df["distance"]).sum())
+    extra = [f"{zero} runs at distance 0" if zero else "", f"{nothing} runs with nothing predicted" if nothing else ""]
+    style.note(ax, join(*extra), "lower right")
+
+
+def _sparsity_lims(ax) -> list[float]:
+    """Equal limits for both axes of the sparsity panel: the range of the points
+    drawn plus a margin of 5% (at least 0.02), within [0, 1] but for the margin."""
+    vals = [c.get_offsets() for c in ax.collections]
+    vals = [v for v in vals if len(v)]
+    if not vals:
+        return [0.0, 1.0]
+    v = np.ma.masked_invalid(np.ma.concatenate(vals))
+    lo, hi = float(v.min()), float(v.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return [0.0, 1.0]
+    margin = max(0.05 * (hi - lo), 0.02)
+    return [max(lo - margin, -0.02), min(hi + margin, 1.02)]
 
 
 def _axis_max(ax) -> float:

@@ -52,6 +52,7 @@ SHARED: dict[str, tuple[str, ...]] = {
 # The figures, in report order.
 FIGURES: dict[str, Figure] = {
     "convergence": Figure("1. Convergence", "Angles to w* versus step", BOTH, ("draw", "select", "stats")),
+    "lbeta": Figure("1. Convergence", "Does the relaxed objective decrease?", BOTH, ("draw", "select", "stats")),
     "limit_distance": Figure("2. The limit", "Distance to the predicted limit", BOTH, ("draw", "select", "stats")),
     "limit_prediction": Figure("2. The limit", "Predicted versus measured limit", BOTH, ("draw", "select", "stats")),
     "noise_floor": Figure(

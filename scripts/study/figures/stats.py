@@ -9,13 +9,15 @@ excluded from every mean and every count, and the figure says how many.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from rvscgd import STATUS
+from rvscgd import STATUS, coarse_constant
+from rvscgd.theory import error_bound
 
 CONVERGED = STATUS.index("converged")
 DIVERGED = STATUS.index("diverged")
@@ -140,3 +142,86 @@ def steps_to_reach(dist: xr.DataArray, eps: float) -> xr.DataArray:
         return t[j - 1] + f * (t[j] - t[j - 1])
 
     return xr.apply_ufunc(first, dist, input_core_dims=[["step"]], vectorize=True)
+
+
+def teacher_support(w_star: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """(s, w_min) of each teacher: its nonzeros and smallest nonzero magnitude
+    (``w_star`` NaN-padded along ``feature``)."""
+    mag = np.abs(w_star)
+    on = mag > 0  # NaN padding compares False
+    return on.sum("feature"), mag.where(on).min("feature")
+
+
+def error_bounds(sub: xr.Dataset) -> xr.DataArray | None:
+    """``rvscgd.theory.error_bound`` on angle(u_bar, w*) (rad) for every run of
+    ``sub``, a slice with one k, beta, ste and normalise: from each teacher's s
+    and w_min (``teacher_support``) and the grid's lambda/c and beta/c, without
+    the runs. NaN where the bound's condition ``w_min > (1 + beta/c) threshold``
+    fails. Attribute ``all_fixed_points``: it covers every fixed point
+    (beta/c < 1/2), not only those with N > beta. ``None`` where no bound
+    exists: clipped-relu STE (no constant c) or runs without normalisation."""
+    ste, normalise = str(sub["ste"].item()), bool(sub["normalise"].item())
+    if ste == "clipped_relu" or not normalise:
+        return None
+    c = coarse_constant(int(sub["k"].item()), ste)
+    beta_c = float(sub["beta"].item()) / c
+    a = float(sub.attrs.get("tl1_a", 1.0))
+    s, w_min = teacher_support(sub["w_star"])
+    lam_c = sub["lam_effective"] / c
+    s, w_min, lam_c, pen = xr.broadcast(s, w_min, lam_c, sub["penalty"])
+    out = np.full(s.shape, np.nan)
+    for i in np.ndindex(s.shape):
+        si = int(s.values[i])
+        if si < 1 or not np.isfinite(w_min.values[i]):
+            continue
+        # w_min <= 1/sqrt(s) for a unit s-sparse vector; an all-equal teacher may exceed it by rounding
+        wm = min(float(w_min.values[i]), 1.0 / math.sqrt(si))
+        out[i] = error_bound(si, float(lam_c.values[i]), beta_c, wm, str(pen.values[i]), a).angle
+    da = xr.DataArray(out, dims=s.dims, coords=s.coords, name="bound")
+    da.attrs.update(all_fixed_points=beta_c < 0.5, beta_c=beta_c)
+    return da
+
+
+def match_tol(ds: xr.Dataset) -> float:
+    """The dataset's tolerance for "at a predicted limit" (``limit.match_tol`` of
+    its mode, carried as an attribute of ``limit_kind``): the rounding and noise
+    a run's end state may keep."""
+    try:
+        return float(ds["limit_kind"].attrs["match_tol"])
+    except KeyError as err:
+        raise ValueError(f"the {ds.attrs.get('mode')} dataset lacks limit_kind.attrs['match_tol']") from err
+
+
+def above_bound(angle: xr.DataArray, bound: xr.DataArray, tol: float) -> tuple[int, int, int]:
+    """(runs above the bound by more than ``tol``, runs with a bound, runs
+    without one) among the runs with a measured angle (diverged and u = 0 runs
+    have none)."""
+    angle, bound = xr.broadcast(angle, bound)
+    measured = angle.notnull()
+    has = measured & bound.notnull()
+    return int((has & (angle > bound + tol)).sum()), int(has.sum()), int((measured & bound.isnull()).sum())
+
+
+def wilson_interval(k, n, z: float = 1.96):
+    """Wilson score interval of a binomial proportion ``k / n`` (95% for z = 1.96).
+
+    The set of p with ``(k/n - p)^2 <= z^2 p (1 - p) / n``: unlike the normal
+    approximation it stays inside [0, 1] and is not empty at k = 0 or k = n.
+    Works elementwise on arrays; ``(nan, nan)`` where ``n == 0``.
+
+    Returns
+    -------
+    (low, high) : floats or arrays like ``k``.
+    """
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError(f"k must be in [0, n], got k={k!r}, n={n!r}")
+    if not z > 0:
+        raise ValueError(f"z must be > 0, got {z!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = n + z * z
+        center = (k + z * z / 2) / denom
+        half = z / denom * np.sqrt(k * (n - k) / n + z * z / 4)
+        lo = np.where(n > 0, np.clip(center - half, 0.0, 1.0), np.nan)
+        hi = np.where(n > 0, np.clip(center + half, 0.0, 1.0), np.nan)
+    return (float(lo), float(hi)) if lo.ndim == 0 else (lo, hi)
