@@ -10,14 +10,27 @@ Public names (stable; see each docstring):
 - fixed_points: ``fixed_points`` (every fixed point by scalar analysis; returns
   ``FixedPoints`` of ``FixedPoint``, with ``continuum``)
 - limit: ``predicted_limit`` (returns a ``LimitSearch`` of ``Limit``)
-- engine: ``make_runs``, ``train`` (returns a ``TrainResult``)
+- engine: ``make_runs``, ``train`` (returns a ``TrainResult``); the baselines
+  ``METHODS`` (per-run ``method``), ``prune_to``, ``keep_largest``
 - rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 - digits (``from rvscgd import digits``): the classifier on image patches of
   issue 12 (``patches``, ``make_digit_runs``, ``train``, ``accuracy``, ...)
 """
 
 from . import digits, theory  # noqa: F401 - the submodules, by their own names
-from .engine import GRADIENT_MODES, SAMPLERS, STATUS, Runs, TrainResult, log_record_steps, make_runs, train
+from .engine import (
+    GRADIENT_MODES,
+    METHODS,
+    SAMPLERS,
+    STATUS,
+    Runs,
+    TrainResult,
+    keep_largest,
+    log_record_steps,
+    make_runs,
+    prune_to,
+    train,
+)
 from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points, orbit_distances
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
@@ -37,6 +50,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GRADIENT_MODES",
+    "METHODS",
     "PENALTIES",
     "SAMPLERS",
     "STATUS",
@@ -54,9 +68,11 @@ __all__ = [
     "expected_coarse_gradient",
     "fixed_points",
     "forward",
+    "keep_largest",
     "linear_rate",
     "orbit_distances",
     "log_record_steps",
+    "prune_to",
     "make_runs",
     "make_teacher",
     "penalty_value",

@@ -12,10 +12,15 @@ fresh      : a fresh minibatch of ``batch_size`` inputs each step.
 fixed      : a fixed training set of ``train_size`` inputs, drawn once from
              the stream, full-batch coarse gradient each step.
 
-One step, per run (columns of W):
-  u   = prox_{(lam/beta) P}(w)
-  w'  = w - eta (g(w) + beta (w - u))
-  w'  = w' / ||w'||                      (if normalise; off = the ablation)
+One step, per run (columns of W), by the run's ``method`` (``METHODS``):
+  rvscgd   : u = prox_{(lam/beta) P}(w);  w' = w - eta (g(w) + beta (w - u))
+  prox_cgd : w' = prox_{eta lam P}(w - eta g(w))         (no splitting; u = w)
+  iht      : w' = H_s(w - eta g(w)), the s largest |entries| kept   (u = w)
+  prune    : w' = w - eta g(w), plain CGD (u = w); ``prune_to`` prunes the
+             final w afterwards (the caller picks the count)
+then w' = w' / ||w'||                    (if normalise; off = the ablation)
+The baselines are columns of the same batch, so they share the minibatch
+product with the RVSCGD runs (common random numbers).
 
 Precision
 ---------
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -61,6 +67,8 @@ PRECISIONS = ("float64", "float32")
 GRADIENT_MODES = ("population", "fresh", "fixed")
 SAMPLERS = ("auto", "direct", "projected")
 STATUS = ("converged", "max_steps", "diverged")
+# Per-run training method: the paper's RVSCGD and the baselines at matched sparsity.
+METHODS = ("rvscgd", "prox_cgd", "iht", "prune")
 
 # Above this norm an un-normalised run is declared diverged before it overflows.
 _BLOWUP = 1e150
@@ -81,6 +89,15 @@ class Runs:
     a: np.ndarray
     ste: np.ndarray
     normalise: np.ndarray
+    method: np.ndarray = None  # METHODS names; None = all "rvscgd"
+    sparsity: np.ndarray = None  # iht's s per run (0 = not given: train's ``sparsity``)
+
+    def __post_init__(self):
+        R = self.lam.size
+        if self.method is None:
+            object.__setattr__(self, "method", np.full(R, "rvscgd"))
+        if self.sparsity is None:
+            object.__setattr__(self, "sparsity", np.zeros(R, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.lam.size)
@@ -88,9 +105,26 @@ class Runs:
     def select(self, idx) -> Runs:
         return Runs(**{f: getattr(self, f)[idx] for f in self.__dataclass_fields__})
 
+    def replace_method(self, method: str) -> Runs:
+        """These runs with every ``method`` set to ``method``."""
+        fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return Runs(**{**fields, "method": np.full(len(self), check_method(method))})
 
-def make_runs(penalty, lam, beta, eta, a=1.0, ste="relu", normalise=True) -> Runs:
-    """Broadcast per-run parameters (scalars or sequences) to a validated ``Runs``."""
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def make_runs(penalty, lam, beta, eta, a=1.0, ste="relu", normalise=True, method="rvscgd", sparsity=0) -> Runs:
+    """Broadcast per-run parameters (scalars or sequences) to a validated ``Runs``.
+
+    ``method`` is one of ``METHODS`` (module docstring); ``sparsity`` is iht's
+    s (an integer >= 1), 0 where not given (then ``train``'s ``sparsity``).
+    Methods without splitting ignore ``beta``; ``iht`` and ``prune`` ignore
+    ``lam`` and ``penalty`` in their dynamics.
+    """
     arrays = np.broadcast_arrays(
         np.asarray(penalty, dtype=object),
         np.asarray(lam, dtype=float),
@@ -99,14 +133,20 @@ def make_runs(penalty, lam, beta, eta, a=1.0, ste="relu", normalise=True) -> Run
         np.asarray(a, dtype=float),
         np.asarray(ste, dtype=object),
         np.asarray(normalise, dtype=bool),
+        np.asarray(method, dtype=object),
+        np.asarray(sparsity),
     )
-    pen, lam, beta, eta, a, ste, norm = (np.atleast_1d(x).ravel().copy() for x in arrays)
+    pen, lam, beta, eta, a, ste, norm, meth, sp = (np.atleast_1d(x).ravel().copy() for x in arrays)
     for p in set(pen):
         check_penalty(p)
     for s in set(ste):
         check_ste(s)
+    for m in set(meth):
+        check_method(m)
+    if sp.dtype.kind not in "iu" and not (sp.dtype.kind == "f" and np.all(sp == np.round(sp))) or np.any(sp < 0):
+        raise ValueError(f"sparsity must be integers >= 0 (0: not given), got {sparsity!r}")
     check_params(lam, beta, None, a, eta)
-    return Runs(pen.astype(str), lam, beta, eta, a, ste.astype(str), norm)
+    return Runs(pen.astype(str), lam, beta, eta, a, ste.astype(str), norm, meth.astype(str), sp.astype(np.int64))
 
 
 @dataclass
@@ -145,16 +185,53 @@ def log_record_steps(max_steps: int, count: int = 40) -> np.ndarray:
     return np.concatenate([[0], pts[pts >= 1]])
 
 
-def prox_columns(W: np.ndarray, runs: Runs) -> np.ndarray:
-    """prox of each column with its own penalty, threshold lam/beta and a."""
+def prox_columns(W: np.ndarray, runs: Runs, tau=None) -> np.ndarray:
+    """prox of each RVSCGD column with its own penalty, threshold ``tau``
+    (default lam/beta) and a; the other methods' columns are copied (u = w)."""
     U = np.empty_like(W)
-    tau = runs.lam / runs.beta
+    tau = runs.lam / runs.beta if tau is None else tau
+    split = runs.method == "rvscgd"
     for p in PENALTIES:
-        cols = np.flatnonzero(runs.penalty == p)
+        cols = np.flatnonzero((runs.penalty == p) & split)
         if cols.size:
             U[:, cols] = prox(W[:, cols], tau[cols], p, runs.a[cols])
+    rest = np.flatnonzero(~split)
+    if rest.size:
+        U[:, rest] = W[:, rest]
     U[np.isnan(W)] = np.nan  # a diverged run has no sparse weights either
     return U
+
+
+def keep_largest(W: np.ndarray, s) -> np.ndarray:
+    """``W`` (n, R) with all but the ``s`` largest |entries| of each column set
+    to 0 (``s`` an int or one per column; ties broken by the lower index).
+    NaN columns stay NaN."""
+    W = np.asarray(W, dtype=float)
+    n, R = W.shape
+    s = np.broadcast_to(np.asarray(s), (R,))
+    if s.dtype.kind not in "iu" or np.any(s < 0):
+        raise ValueError(f"s must be integers >= 0, got {s!r}")
+    out = np.zeros_like(W)
+    # Stable sort of -|w|: equal magnitudes keep index order, so the result is deterministic.
+    order = np.argsort(-np.abs(W), axis=0, kind="stable")
+    for count in np.unique(s):
+        cols = np.flatnonzero(s == count)
+        rows = order[: min(int(count), n), cols]
+        out[rows, cols[None, :]] = W[rows, cols[None, :]]
+    out[np.isnan(W)] = np.nan
+    return out
+
+
+def prune_to(w: np.ndarray, count: int) -> np.ndarray:
+    """Magnitude pruning: ``w`` (n,) or (R, n) with only its ``count`` largest
+    |entries| (per row) kept, the rest 0 (the ``prune`` baseline's final step)."""
+    if int(count) != count or count < 0:
+        raise ValueError(f"count must be an integer >= 0, got {count!r}")
+    w = np.asarray(w, dtype=float)
+    if w.ndim not in (1, 2):
+        raise ValueError(f"w must have shape (n,) or (R, n), got {w.shape}")
+    out = keep_largest(np.atleast_2d(w).T, int(count)).T
+    return out[0] if w.ndim == 1 else out
 
 
 def _ste_codes(runs: Runs) -> np.ndarray:
@@ -238,8 +315,9 @@ def train(
     sample_threads: int = 2,
     sampler: str = "auto",
     label_noise: float = 0.0,
+    sparsity: int | None = None,
 ) -> TrainResult:
-    """Run RVSCGD for every run of ``runs`` from the common start ``w0``.
+    """Run every run of ``runs`` (RVSCGD or a baseline, ``runs.method``) from the common start ``w0``.
 
     Parameters
     ----------
@@ -283,6 +361,8 @@ def train(
         stream is the same whatever sigma, and sigma = 0 draws nothing (the
         results are those without the argument). "fixed" mode draws the
         training set's noise once. No effect in "population" mode.
+    sparsity : s of the ``iht`` runs that carry none (``runs.sparsity`` 0),
+        an integer 1 <= s <= n; needed only when there are such runs.
     """
     if mode not in GRADIENT_MODES:
         raise ValueError(f"mode must be one of {GRADIENT_MODES}, got {mode!r}")
@@ -303,6 +383,7 @@ def train(
     if w0.shape != (n,):
         raise ValueError(f"w0 must have shape ({n},), got {w0.shape}")
     R = len(runs)
+    runs = _with_sparsity(runs, sparsity, n)
     record = log_record_steps(max_steps) if record_steps is None else np.unique(np.asarray(record_steps, dtype=int))
     record = record[record <= max_steps]
     ref = None if w_ref is None else np.asarray(w_ref, dtype=float).T  # (n, R)
@@ -336,6 +417,24 @@ def train(
         result = _run(w_star, w0, k, runs, mode, draw, fast, int(max_steps), tol, record, ref, codes, R, n, noise)
         result.extra["sampler"] = used
         return result
+
+
+def _with_sparsity(runs: Runs, sparsity, n: int) -> Runs:
+    """``runs`` with every iht run's s set (its own, else ``sparsity``), checked."""
+    iht = runs.method == "iht"
+    if not iht.any():
+        return runs
+    s = runs.sparsity.copy()
+    missing = iht & (s == 0)
+    if missing.any():
+        if sparsity is None:
+            raise ValueError("sparsity must be given (an integer 1 <= s <= n) for iht runs without runs.sparsity")
+        if int(sparsity) != sparsity or not 1 <= sparsity <= n:
+            raise ValueError(f"sparsity must be an integer with 1 <= s <= n={n}, got {sparsity!r}")
+        s[missing] = int(sparsity)
+    if np.any(s[iht] > n):
+        raise ValueError(f"runs.sparsity of iht runs must be <= n={n}, got {s[iht].max()}")
+    return Runs(**{**{f: getattr(runs, f) for f in runs.__dataclass_fields__}, "sparsity": s})
 
 
 def resolve_sampler(sampler: str, mode: str, n: int, R: int) -> str:
@@ -424,6 +523,38 @@ def _input_source(mode, fast, seed, w_star, k, n, batch_size, train_size, sample
     return draw_fast
 
 
+def _population_gradient(w_star, k, W, codes):
+    return expected_coarse_gradient_fast(W, w_star, k, codes)
+
+
+def _f32_gradient(Z32, count_star, k, work, W, codes):
+    return empirical_coarse_gradient_f32(Z32, count_star, W, k, codes, work)
+
+
+def _f64_gradient(Zf, z_star, k, label_noise, W, codes):
+    return empirical_coarse_gradient(Zf, z_star, W, k, codes, label_noise)
+
+
+def _method_groups(methods: np.ndarray) -> list:
+    """Positions of each method's runs in ``methods`` (one slice of all when one method)."""
+    present = np.unique(methods)
+    if present.size == 1:
+        return [slice(None)]
+    return [np.flatnonzero(methods == m) for m in present]
+
+
+def _baseline_steps(V: np.ndarray, sub: Runs) -> np.ndarray:
+    """The prox_cgd and iht columns of the gradient step ``V = w - eta g(w)``
+    thresholded: prox_{eta lam P} and H_s (before the normalisation)."""
+    cols = np.flatnonzero(sub.method == "prox_cgd")
+    if cols.size:
+        V[:, cols] = prox_columns(V[:, cols], sub.select(cols).replace_method("rvscgd"), sub.eta[cols] * sub.lam[cols])
+    cols = np.flatnonzero(sub.method == "iht")
+    if cols.size:
+        V[:, cols] = keep_largest(V[:, cols], sub.sparsity[cols])
+    return V
+
+
 def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, codes, R, n, noise=None) -> TrainResult:
     W = np.repeat((w0 / np.linalg.norm(w0))[:, None], R, axis=1)
     status = np.full(R, STATUS.index("max_steps"), dtype=np.int8)
@@ -433,7 +564,18 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
     traces = {name: np.full((R, T), np.nan) for name in ("angle_w", "angle_u", "loss", "sparsity_u", "dist_ref")}
     work = _Workspace()
 
+    methods = np.unique(runs.method)
+
     def write_trace(col_idx, Wc, j):
+        if methods.size == 1:
+            return write_group(col_idx, Wc, j)
+        # Per method, as a batch of it alone would: numpy's sums round by the
+        # array's shape and memory layout, so each group is C-ordered like W.
+        for m in methods:
+            cols = np.flatnonzero(runs.method[col_idx] == m)
+            write_group(col_idx[cols], np.ascontiguousarray(Wc[:, cols]), j)
+
+    def write_group(col_idx, Wc, j):
         Uc = prox_columns(Wc, runs.select(col_idx))
         aw = angle(Wc, w_star)
         traces["angle_w"][col_idx, j] = aw
@@ -451,9 +593,13 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
             if cols.size:
                 pen[cols] = penalty_value(Uc[:, cols], p, sub.a[cols])
         gap = np.sum((Wc - Uc) ** 2, axis=0)
-        lbeta[col_idx, j] = aw / (2.0 * np.pi * k) + sub.lam * pen + 0.5 * sub.beta * gap
+        lbeta[col_idx, j] = aw / (2.0 * np.pi * k) + lam_obj[col_idx] * pen + 0.5 * sub.beta * gap
 
     lbeta = np.full((R, T), np.nan)
+    # The objective each method descends: iht and prune carry no penalty term (u = w, so no gap either).
+    lam_obj = np.where(np.isin(runs.method, ("rvscgd", "prox_cgd")), runs.lam, 0.0)
+    prox_cols = np.flatnonzero(runs.method == "prox_cgd")
+    iht_cols = np.flatnonzero(runs.method == "iht")
     rec_j = 0
     for t in range(int(max_steps) + 1):
         while rec_j < T and record[rec_j] == t:
@@ -465,40 +611,51 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
                 for j in range(rec_j, T):
                     write_trace(np.arange(R), W, j)
             break
-        idx = np.flatnonzero(active)
-        sub = runs.select(idx)
-        Wa = W[:, idx]
-        if mode == "population":
-            G = expected_coarse_gradient_fast(Wa, w_star, k, codes[idx])
-        elif isinstance(draw, ProjectedSource):
-            G = draw.gradient(t, Wa, codes[idx], work, None if noise is None else noise(t))
+        idx_all = np.flatnonzero(active)
+        G_all = None
+        if isinstance(draw, ProjectedSource):
+            # One joint projection for every run (its draws depend on the batch by design).
+            G_all = draw.gradient(t, W[:, idx_all], codes[idx_all], work, None if noise is None else noise(t))
+        elif mode == "population":
+            grad = partial(_population_gradient, w_star, k)
         elif fast:
             Z32, count_star = draw(t)
             if noise is not None:  # y = count*/k + sigma xi: in counts, count* + k sigma xi
                 count_star = count_star + (k * noise(t)).astype(np.float32)
-            G = empirical_coarse_gradient_f32(Z32, count_star, Wa, k, codes[idx], work)
+            grad = partial(_f32_gradient, Z32, count_star, k, work)
         else:
             Zf, zs = draw(t)
-            G = empirical_coarse_gradient(Zf, zs, Wa, k, codes[idx], None if noise is None else noise(t))
-        U = prox_columns(Wa, sub)
-        W_new = Wa - sub.eta * (G + sub.beta * (Wa - U))
-        norms = np.linalg.norm(W_new, axis=0)
-        renorm = sub.normalise
-        W_new[:, renorm] /= norms[renorm]
-        with np.errstate(invalid="ignore"):
-            # A normalised run is a unit vector whatever the raw step's size;
-            # only an un-normalised one can blow up.
-            blowup = (norms > _BLOWUP) & ~renorm
-            bad = ~np.all(np.isfinite(W_new), axis=0) | ~np.isfinite(norms) | (norms == 0) | blowup
-        moved = np.linalg.norm(W_new - Wa, axis=0)
-        # tol = 0 means run to max_steps: a minibatch whose coarse gradient is
-        # exactly zero leaves w in place without having converged.
-        conv = ~bad & (moved <= tol) & (tol > 0)
-        W[:, idx] = np.where(bad, np.nan, W_new)
-        status[idx[bad]] = STATUS.index("diverged")
-        status[idx[conv]] = STATUS.index("converged")
-        steps_run[idx[bad | conv]] = t + 1
-        active[idx[bad | conv]] = False
+            lab = None if noise is None else noise(t)
+            grad = partial(_f64_gradient, Zf, zs, k, lab)
+        # One step per method on the same inputs: BLAS products and numpy's sums
+        # round a column by the shape of its array, so each method's runs come
+        # out bit for bit as in a batch of that method alone.
+        for pos in _method_groups(runs.method[idx_all]):
+            idx = idx_all[pos]
+            sub = runs.select(idx)
+            Wa = W[:, idx]
+            G = grad(Wa, codes[idx]) if G_all is None else G_all[:, pos]
+            U = prox_columns(Wa, sub)
+            W_new = Wa - sub.eta * (G + sub.beta * (Wa - U))  # baselines: u = w, so w - eta g(w)
+            if prox_cols.size or iht_cols.size:
+                W_new = _baseline_steps(W_new, sub)
+            norms = np.linalg.norm(W_new, axis=0)
+            renorm = sub.normalise
+            W_new[:, renorm] /= norms[renorm]
+            with np.errstate(invalid="ignore"):
+                # A normalised run is a unit vector whatever the raw step's size;
+                # only an un-normalised one can blow up.
+                blowup = (norms > _BLOWUP) & ~renorm
+                bad = ~np.all(np.isfinite(W_new), axis=0) | ~np.isfinite(norms) | (norms == 0) | blowup
+            moved = np.linalg.norm(W_new - Wa, axis=0)
+            # tol = 0 means run to max_steps: a minibatch whose coarse gradient is
+            # exactly zero leaves w in place without having converged.
+            conv = ~bad & (moved <= tol) & (tol > 0)
+            W[:, idx] = np.where(bad, np.nan, W_new)
+            status[idx[bad]] = STATUS.index("diverged")
+            status[idx[conv]] = STATUS.index("converged")
+            steps_run[idx[bad | conv]] = t + 1
+            active[idx[bad | conv]] = False
 
     U_final = prox_columns(W, runs)
     return TrainResult(
