@@ -21,6 +21,8 @@ limits = open_checked(snakemake.input.limits, required_vars=("w_bar", "u_bar"))
 ds = train_cell(snakemake.config, wc.mode, data, limits, threads=snakemake.threads)
 status = ds["status"].values.ravel()
 counts = ", ".join(f"{name} {int(np.sum(status == code))}" for code, name in enumerate(STATUS))
+if np.any(status < 0):  # baselines off their slice (study.grid.BASELINE_SLICE)
+    counts += f", not_trained {int(np.sum(status < 0))}"
 print(f"{wc.mode} n={wc.n} k={wc.k} seed={wc.seed}: {status.size} runs, {counts}", file=sys.stderr)
 ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 write_netcdf(ds, snakemake.output[0])

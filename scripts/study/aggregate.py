@@ -32,6 +32,24 @@ def support_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataA
     }
 
 
+def final_sparse_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Angle of the final sparse weights u_final to w* and their nonzeros (for
+    the baselines too: prune's u_final is its pruned w, the others' their w)."""
+    dims = [d for d in u.dims if d != "feature"]
+    U = u.transpose(*dims, "feature").values
+    flat = U.reshape(-1, U.shape[-1]).T
+    ang = rvscgd.angle(flat, w_star.values).reshape(U.shape[:-1])
+    nnz = np.where(np.isnan(U).any(-1), np.nan, (U != 0).sum(-1))
+    return {
+        "angle_u_final": (
+            dims,
+            ang,
+            {"long_name": "angle between the final sparse weights u_final and w*", "units": "rad"},
+        ),
+        "nonzeros_u_final": (dims, nnz, {"long_name": "nonzero entries of u_final", "units": "1"}),
+    }
+
+
 LIMIT_VARS = (
     "w_bar",
     "u_bar",
@@ -80,7 +98,7 @@ def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: flo
     support (entries above the threshold);
     ``continuum`` when within ``tol`` of the l0 continuum's conditions;
     otherwise ``unpredicted`` (never counted as a new limit).
-    ``not_applicable``: un-normalised, clipped_relu, or diverged runs.
+    ``not_applicable``: baselines, un-normalised, clipped_relu, or diverged runs.
     Returns the per-run variables as arrays over the train dataset's dims.
     """
     w_star = data["w_star"].values
@@ -99,6 +117,8 @@ def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: flo
     groups = {}  # runs of one setting (normalise, batch sizes) share its fixed points
     for pos in np.ndindex(shape):
         co = {d: v[i] for d, v, i in zip(dims, coord_values, pos, strict=True)}
+        if co.get("method", "rvscgd") != "rvscgd":  # the fixed points are RVSCGD's
+            continue
         if not bool(co["normalise"]) or co["ste"] == "clipped_relu" or not np.all(np.isfinite(W[pos])):
             continue
         groups.setdefault(tuple(co[d] for d in _LIMIT_KEY), []).append(pos)
@@ -182,6 +202,7 @@ def cell_dataset(
     )
     ds["limit_best"] = (dims, m["limit_best"], {"long_name": "1 if the run ended at w_bar (best stable point)"})
     ds.update(support_metrics(ds["u_final"], ds["w_star"]))
+    ds.update(final_sparse_metrics(ds["u_final"], ds["w_star"]))
     ds.update({f"predicted_{k}": v for k, v in support_metrics(ds["u_bar"], ds["w_star"]).items()})
     ds = ds.drop_vars("feature")
     coords = {"n": [int(train.attrs["n"])], "k": [int(train.attrs["k"])], "seed": [int(train.attrs["seed"])]}
@@ -229,6 +250,8 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     ds["lam"].attrs.update(lam_attrs(config))
     ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
     ds["eta"].attrs.update(long_name="step size eta", units="1")
+    if "method" in ds.dims:
+        ds["method"].attrs.update(long_name="training method: rvscgd or a baseline at matched sparsity")
     ds["penalty"].attrs.update(long_name="sparsity penalty")
     ds["ste"].attrs.update(long_name="straight-through estimator")
     ds["normalise"].attrs.update(long_name="normalisation step on (method) or off (ablation)")

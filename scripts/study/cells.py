@@ -12,9 +12,9 @@ from .grid import (
     RUN_DIMS,
     lam_effective,
     run_coords,
-    run_table,
     seed_sequence_key,
     teacher_sparsity,
+    trained_runs,
 )
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
@@ -30,6 +30,8 @@ STATUS_ATTRS = {
     "flag_values": np.array([0, 1, 2], dtype=np.int8),
     "flag_meanings": " ".join(rvscgd.STATUS),
 }
+# With baselines: a grid point a baseline is not trained on (grid.BASELINE_SLICE).
+NOT_TRAINED = -1
 
 
 def _rng(config, n, k, seed, purpose):
@@ -163,25 +165,26 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
     n, k, seed = int(data.attrs["n"]), int(data.attrs["k"]), int(data.attrs["seed"])
     w_star = data["w_star"].values
     w0 = data["w0"].values
-    table = run_table(config)
     coords = run_coords(config)
     shape = tuple(len(coords[d]) for d in RUN_DIMS)
+    unique, take = trained_runs(config, k)
     runs = rvscgd.make_runs(
-        penalty=[r["penalty"] for r in table],
-        lam=[lam_effective(config, r["lam"], k, r["penalty"], r["beta"]) for r in table],
-        beta=[r["beta"] for r in table],
-        eta=[r["eta"] for r in table],
+        penalty=[r["penalty"] for r in unique],
+        lam=[lam_effective(config, r["lam"], k, r["penalty"], r["beta"]) for r in unique],
+        beta=[r["beta"] for r in unique],
+        eta=[r["eta"] for r in unique],
         a=config["grid"]["tl1_a"],
-        ste=[r["ste"] for r in table],
-        normalise=[r["normalise"] for r in table],
+        ste=[r["ste"] for r in unique],
+        normalise=[r["normalise"] for r in unique],
+        method=[r["method"] for r in unique],
     )
-    # The predicted limit applies to normalised runs (model.md section 5).
+    # The predicted limit applies to normalised RVSCGD runs (model.md section 5).
     w_ref = np.stack(
         [
             limits["w_bar"].sel(penalty=r["penalty"], lam=r["lam"], beta=r["beta"], eta=r["eta"], ste=r["ste"]).values
-            if r["normalise"]
+            if r["normalise"] and r["method"] == "rvscgd"
             else np.full(n, np.nan)
-            for r in table
+            for r in unique
         ]
     )
     mcfg = config[mode]
@@ -209,10 +212,13 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
             seed=stream,
             record_steps=record,
             w_ref=w_ref,
+            sparsity=int(data.attrs["s"]),  # iht knows the teacher's s
             **fast,
             **kwargs,
         )
-        ds = _result_dataset(res, shape, coords, n)
+        ds = _result_dataset(_scatter(res, take), shape, coords, n)
+        if "prune" in coords["method"]:
+            ds = _prune(ds)
         # How the inputs were drawn (draw by draw, projected and direct differ; in distribution they agree).
         ds.attrs["sampler"] = res.extra["sampler"]
         return ds
@@ -246,6 +252,49 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
                 label_noise=("label_noise", sigmas, {"long_name": "label noise sigma: y = f(Z; w*) + sigma N(0, 1)"})
             )
     ds.attrs.update({"n": n, "k": k, "seed": seed, "mode": mode, "sampling": sampling})
+    return ds
+
+
+def _scatter(res, take):
+    """The trained runs' results on the whole grid: run i is ``take[i]``'s,
+    NaN (status and steps_run -1) where ``take[i]`` is -1 (not trained)."""
+    take = np.asarray(take)
+    missing = take < 0
+    src = np.where(missing, 0, take)
+
+    def spread(a, fill):
+        out = a[src].astype(np.result_type(a.dtype, type(fill)) if isinstance(fill, float) else a.dtype)
+        out[missing] = fill
+        return out
+
+    out = rvscgd.TrainResult(
+        record_steps=res.record_steps,
+        **{f: spread(getattr(res, f), np.nan) for f in ("angle_w", "angle_u", "loss", "sparsity_u", "dist_ref")},
+        w_final=spread(res.w_final, np.nan),
+        u_final=spread(res.u_final, np.nan),
+        status=spread(res.status, -1),
+        steps_run=spread(res.steps_run, -1),
+        extra={"lbeta": spread(res.extra["lbeta"], np.nan)},
+    )
+    return out
+
+
+def _prune(ds: xr.Dataset) -> xr.Dataset:
+    """The prune baseline's sparse weights: its final (plain CGD) w pruned by
+    magnitude to the nonzeros the RVSCGD run of the same grid point reaches
+    (``rvscgd.prune_to``); NaN where that run diverged or prune was not trained."""
+    methods = ds["method"].values.tolist()
+    axis = ds["u_final"].dims.index("method")
+    U = np.moveaxis(ds["u_final"].values.copy(), axis, 0)  # (method, ..., feature)
+    W = np.moveaxis(ds["w_final"].values, axis, 0)
+    rv, pr = U[methods.index("rvscgd")], W[methods.index("prune")]
+    count = (rv != 0).sum(-1)
+    ok = ~np.isnan(rv).any(-1) & ~np.isnan(pr).any(-1)
+    pruned = np.full(pr.shape, np.nan)
+    for pos in zip(*np.nonzero(ok), strict=True):
+        pruned[pos] = rvscgd.prune_to(pr[pos], int(count[pos]))
+    U[methods.index("prune")] = pruned
+    ds["u_final"] = (ds["u_final"].dims, np.moveaxis(U, 0, axis), ds["u_final"].attrs)
     return ds
 
 
@@ -289,8 +338,14 @@ def _result_dataset(res, shape, coords, n) -> xr.Dataset:
         res.u_final.reshape(shape + (n,)),
         {"long_name": "final sparse weights u = prox(w)"},
     )
-    data_vars["status"] = (RUN_DIMS, res.status.reshape(shape), dict(STATUS_ATTRS))
-    data_vars["steps_run"] = (RUN_DIMS, res.steps_run.reshape(shape), {"long_name": "steps taken", "units": "1"})
+    status_attrs = dict(STATUS_ATTRS)
+    steps_attrs = {"long_name": "steps taken", "units": "1"}
+    if np.any(res.status == NOT_TRAINED):
+        status_attrs["flag_values"] = np.array([NOT_TRAINED, 0, 1, 2], dtype=np.int8)
+        status_attrs["flag_meanings"] = "not_trained " + STATUS_ATTRS["flag_meanings"]
+        steps_attrs["long_name"] = "steps taken (-1: not trained)"
+    data_vars["status"] = (RUN_DIMS, res.status.reshape(shape), status_attrs)
+    data_vars["steps_run"] = (RUN_DIMS, res.steps_run.reshape(shape), steps_attrs)
     return xr.Dataset(
         data_vars,
         coords={

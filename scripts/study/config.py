@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from .grid import run_table, teacher_sparsity
+from .grid import teacher_sparsity, trained_runs
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -266,9 +266,21 @@ def semantic_problems(config: dict) -> list[str]:
         problems.append(f"teacher.sparsity = {sp!r}: give a count (integer >= 1) or a fraction (0 < x < 1)")
     if not (config["population"]["enabled"] or config["empirical"]["enabled"]):
         problems.append("population.enabled = False and empirical.enabled = False: nothing to train")
+    methods = config["grid"].get("method", ["rvscgd"])
+    if "prune" in methods and "rvscgd" not in methods:
+        problems.append(
+            f"grid.method = {methods!r}: prune prunes to the sparsity the rvscgd runs reach, so it needs rvscgd"
+        )
+    if any(m != "rvscgd" for m in methods) and not (
+        True in config["grid"]["normalise"] and "relu" in config["grid"]["ste"]
+    ):
+        problems.append(
+            f"grid.method = {methods!r}: the baselines train at grid.normalise true and grid.ste relu, "
+            f"which the grid lacks (normalise {config['grid']['normalise']!r}, ste {config['grid']['ste']!r})"
+        )
     emp = config["empirical"]
     if emp["sampler"] == "projected":
-        runs = len(run_table(config))
+        runs = len(trained_runs(config, 1)[0])
         small = [n for n in config["dims"]["n"] if runs + 1 >= n]
         if emp["sampling"] != "fresh":
             problems.append(

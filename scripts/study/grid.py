@@ -9,8 +9,12 @@ from __future__ import annotations
 import itertools
 import math
 
-# Coordinates of one training batch (a cell), in the order of the flattened runs.
-RUN_DIMS = ("penalty", "lam", "beta", "eta", "ste", "normalise")
+# Coordinates of one training batch (a cell), in the order of the flattened runs;
+# method first, so the RVSCGD runs come first and in the order of a study without baselines.
+RUN_DIMS = ("method", "penalty", "lam", "beta", "eta", "ste", "normalise")
+# The baselines (grid.method other than rvscgd) are trained on this slice only:
+# the figure compares them there, and the rest of the grid would cost runs for nothing.
+BASELINE_SLICE = {"normalise": True, "ste": "relu"}
 MODES = ("population", "empirical")
 
 # SeedSequence spawn-key purposes: each random object has its own stream.
@@ -73,7 +77,27 @@ def lam_effective(config: dict, lam: float, k: int, penalty: str | None = None, 
 
 def run_coords(config: dict) -> dict:
     """The run grid's coordinate values, in RUN_DIMS order."""
-    return coords_of(config["grid"])
+    return {"method": list(config["grid"].get("method", ["rvscgd"])), **coords_of(config["grid"])}
+
+
+def is_trained(run: dict) -> bool:
+    """Whether a run of ``run_table`` is trained: every RVSCGD run, the
+    baselines on ``BASELINE_SLICE`` only (elsewhere their variables are NaN)."""
+    return run["method"] == "rvscgd" or all(run[d] == v for d, v in BASELINE_SLICE.items())
+
+
+def engine_key(config: dict, run: dict, k: int) -> tuple:
+    """What the engine's dynamics depend on for this run: runs with equal keys
+    are the same run and are trained once (prox_cgd ignores beta, and the
+    penalty at lambda 0; iht and prune ignore penalty, lambda and beta)."""
+    m = run["method"]
+    if m == "rvscgd":
+        return (m, run["penalty"], run["lam"], run["beta"], run["eta"], run["ste"], run["normalise"])
+    common = (run["eta"], run["ste"], run["normalise"])
+    if m == "prox_cgd":
+        lam = lam_effective(config, run["lam"], k, run["penalty"], run["beta"])
+        return (m, run["penalty"] if lam > 0 else None, lam, *common)
+    return (m, *common)
 
 
 def coords_of(g: dict) -> dict:
@@ -89,9 +113,30 @@ def coords_of(g: dict) -> dict:
 
 
 def run_table(config: dict):
-    """All runs of one cell, as a list of dicts (C order over RUN_DIMS)."""
+    """All runs of one cell's grid, as a list of dicts (C order over RUN_DIMS;
+    ``is_trained`` tells which are trained)."""
     coords = run_coords(config)
     return [dict(zip(RUN_DIMS, values, strict=True)) for values in itertools.product(*coords.values())]
+
+
+def trained_runs(config: dict, k: int) -> tuple[list, list]:
+    """The runs a cell's batch trains and where each grid run finds its result.
+
+    Returns ``(unique, take)``: ``unique`` the distinct trained runs (dicts of
+    ``run_table``, the first of each ``engine_key``), ``take[i]`` the index
+    into ``unique`` of grid run i, or -1 where it is not trained.
+    """
+    unique, where, take = [], {}, []
+    for run in run_table(config):
+        if not is_trained(run):
+            take.append(-1)
+            continue
+        key = engine_key(config, run, k)
+        if key not in where:
+            where[key] = len(unique)
+            unique.append(run)
+        take.append(where[key])
+    return unique, take
 
 
 def cells(config: dict, mode: str) -> list[dict]:

@@ -27,14 +27,14 @@ from rvscgd.engine import resolve_sampler
 from . import two_layer
 from .cells import make_data_cell, predict_limits_cell, train_cell
 from .config import ConfigError
-from .grid import MODES, run_table, two_layer_cells
+from .grid import MODES, trained_runs, two_layer_cells
 from .inprocess import load_config
 
 
 def _sampler(config: dict, n: int) -> str:
     emp = config["empirical"]
     return resolve_sampler(
-        emp["sampler"], "fresh" if emp["sampling"] == "fresh" else "fixed", n, len(run_table(config))
+        emp["sampler"], "fresh" if emp["sampling"] == "fresh" else "fixed", n, len(trained_runs(config, 1)[0])
     )
 
 
@@ -122,7 +122,7 @@ def main(argv=None):
     modes = [m for m in MODES if config[m]["enabled"]]
     figures = [name for name, block in config["figures"].items() if isinstance(block, dict) and block.get("enabled")]
     print(
-        f"{args.configfile}: {cells} cells x {len(run_table(config))} runs each; jobs: {cells} make_data, "
+        f"{args.configfile}: {cells} cells x {len(trained_runs(config, 1)[0])} runs each; jobs: {cells} make_data, "
         f"{cells * len(modes)} train, {len(modes)} aggregate, "
         + (f"{len(two_layer_cells(config))} two-layer train + 1 aggregate, " if two_layer_cells(config) else "")
         + f"{len(figures)} figures, 1 all",

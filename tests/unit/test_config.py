@@ -58,7 +58,8 @@ def test_every_schema_problem_at_once(tiny):
     problems = refused(tiny)
     assert problems == [
         "dims.n[0] = 8.0: 8.0 is not of type 'integer'",
-        "grid.lamda = [0.01]: unknown key (allowed here: beta, eta, lam, lam_units, normalise, penalty, ste, tl1_a)",
+        "grid.lamda = [0.01]: unknown key (allowed here: beta, eta, lam, lam_units, method, normalise, penalty, ste, "
+        "tl1_a)",
         "grid.beta[1] = -1.0: -1.0 is less than or equal to the minimum of 0",
     ]
 
@@ -196,3 +197,17 @@ def test_config_readme_documents_every_key_and_default():
             assert _written(rows[key]) == default, (key, rows[key], default)
     (figures_row,) = [line for line in readme.splitlines() if line.startswith("| `figures` |")]
     assert "docs/figures.md" in figures_row
+
+
+def test_bad_methods_are_refused_naming_grid_method(tiny):
+    tiny["grid"]["method"] = ["rvscgd", "sgd"]
+    (problem,) = refused(tiny)
+    assert problem.startswith("grid.method[1] = 'sgd':"), problem
+    tiny["grid"]["method"] = ["prune", "iht"]
+    assert refused(tiny) == [
+        "grid.method = ['prune', 'iht']: prune prunes to the sparsity the rvscgd runs reach, so it needs rvscgd"
+    ]
+    tiny["grid"]["method"] = ["rvscgd", "iht"]
+    tiny["grid"]["ste"] = ["identity"]
+    (problem,) = refused(tiny)
+    assert problem.startswith("grid.method = ['rvscgd', 'iht']: the baselines train at grid.normalise true"), problem

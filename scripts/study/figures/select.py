@@ -26,8 +26,8 @@ SLICE_DIMS = ("n", "k", "beta", "eta", "ste", "normalise", "batch_size")
 
 def default_value(ds, dim: str):
     """The value a figure shows along ``dim`` when its slice leaves it open:
-    the largest n and batch size, the smallest k, relu and normalise=True when
-    on the grid, otherwise the first value of the coordinate."""
+    the largest n and batch size, the smallest k, relu, normalise=True and
+    method rvscgd when on the grid, otherwise the first value of the coordinate."""
     values = ds[dim].values.tolist()
     if dim in ("n", "batch_size"):
         return max(values)
@@ -37,6 +37,8 @@ def default_value(ds, dim: str):
         return "relu"
     if dim == "normalise" and True in values:
         return True
+    if dim == "method" and "rvscgd" in values:
+        return "rvscgd"
     return values[0]
 
 
