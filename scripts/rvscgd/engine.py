@@ -536,11 +536,12 @@ def _f64_gradient(Zf, z_star, k, label_noise, W, codes):
 
 
 def _method_groups(methods: np.ndarray) -> list:
-    """Positions of each method's runs in ``methods`` (one slice of all when one method)."""
-    present = np.unique(methods)
-    if present.size == 1:
+    """Positions of the RVSCGD runs and of the baseline runs in ``methods``
+    (one slice of all when there is only one of the two)."""
+    split = methods == "rvscgd"
+    if split.all() or not split.any():
         return [slice(None)]
-    return [np.flatnonzero(methods == m) for m in present]
+    return [np.flatnonzero(split), np.flatnonzero(~split)]
 
 
 def _baseline_steps(V: np.ndarray, sub: Runs) -> np.ndarray:
@@ -564,15 +565,13 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
     traces = {name: np.full((R, T), np.nan) for name in ("angle_w", "angle_u", "loss", "sparsity_u", "dist_ref")}
     work = _Workspace()
 
-    methods = np.unique(runs.method)
-
     def write_trace(col_idx, Wc, j):
-        if methods.size == 1:
+        parts = _method_groups(runs.method[col_idx])
+        if len(parts) == 1:
             return write_group(col_idx, Wc, j)
-        # Per method, as a batch of it alone would: numpy's sums round by the
-        # array's shape and memory layout, so each group is C-ordered like W.
-        for m in methods:
-            cols = np.flatnonzero(runs.method[col_idx] == m)
+        # RVSCGD and the baselines apart, as in a batch of either alone: numpy's
+        # sums round by the array's shape and memory layout, so each part is C-ordered like W.
+        for cols in parts:
             write_group(col_idx[cols], np.ascontiguousarray(Wc[:, cols]), j)
 
     def write_group(col_idx, Wc, j):
@@ -598,6 +597,7 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
     lbeta = np.full((R, T), np.nan)
     # The objective each method descends: iht and prune carry no penalty term (u = w, so no gap either).
     lam_obj = np.where(np.isin(runs.method, ("rvscgd", "prox_cgd")), runs.lam, 0.0)
+    groups = None  # (active runs, their groups): rebuilt when a run stops
     prox_cols = np.flatnonzero(runs.method == "prox_cgd")
     iht_cols = np.flatnonzero(runs.method == "iht")
     rec_j = 0
@@ -627,12 +627,12 @@ def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, cod
             Zf, zs = draw(t)
             lab = None if noise is None else noise(t)
             grad = partial(_f64_gradient, Zf, zs, k, lab)
-        # One step per method on the same inputs: BLAS products and numpy's sums
-        # round a column by the shape of its array, so each method's runs come
-        # out bit for bit as in a batch of that method alone.
-        for pos in _method_groups(runs.method[idx_all]):
-            idx = idx_all[pos]
-            sub = runs.select(idx)
+        # The RVSCGD runs and the baselines step apart on the same inputs: BLAS
+        # products and numpy's sums round a column by the shape of its array,
+        # so the RVSCGD runs come out bit for bit as in a batch without baselines.
+        if groups is None or not np.array_equal(idx_all, groups[0]):
+            groups = (idx_all, [(idx_all[p], runs.select(idx_all[p]), p) for p in _method_groups(runs.method[idx_all])])
+        for idx, sub, pos in groups[1]:
             Wa = W[:, idx]
             G = grad(Wa, codes[idx]) if G_all is None else G_all[:, pos]
             U = prox_columns(Wa, sub)

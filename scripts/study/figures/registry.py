@@ -74,6 +74,12 @@ FIGURES: dict[str, Figure] = {
         ("draw", "select", "stats"),
     ),
     "digits": Figure("10. Real images", "Digits: accuracy versus filter sparsity", ("digits",), ("select", "stats")),
+    "baselines": Figure(
+        "11. Baselines",
+        "RVSCGD against pruning, proximal CGD and IHT at matched sparsity",
+        BOTH,
+        ("draw", "select", "stats"),
+    ),
 }
 
 # What the figure script requires of each dataset it opens (variables,
