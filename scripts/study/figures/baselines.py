@@ -24,6 +24,8 @@ METHOD_COLOR = {
     "prox_cgd": style.OKABE_ITO["green"],
     "iht": style.OKABE_ITO["purple"],
 }
+METHOD_DASHES = {"rvscgd": "", "prune": (4, 2), "prox_cgd": (1, 1.5), "iht": (5, 1.5, 1, 1.5)}
+METHOD_MARKER = {"rvscgd": "o", "prune": "s", "prox_cgd": "^", "iht": "D"}
 # Empirical runs go to max_steps (tol 0): their "steps" are those to get this
 # close to their final angle, relative to the start's distance from it.
 SETTLE = 0.05
@@ -90,23 +92,29 @@ def draw(datasets: dict, slice: dict | None = None):  # noqa: A002
                 for ri, row in enumerate(ROWS):
                     ax = axes[ri, j]
                     df = tidy(row, m[row].sel(penalty=p))
+                    # lambda as evenly spaced categories: the grid is a handful of values over decades
+                    df["x"] = df["lam"].map({lam: i for i, lam in enumerate(lams)})
                     methods = [x for x in METHOD_LABEL if x in set(df["method"])]
                     sns.lineplot(
                         data=df,
-                        x="lam",
+                        x="x",
                         y=row,
                         hue="method",
                         hue_order=methods,
                         palette=METHOD_COLOR,
+                        style="method",
+                        style_order=methods,
+                        dashes=METHOD_DASHES,
+                        markers=METHOD_MARKER,
                         errorbar=("pi", 95),
                         estimator="mean",
-                        marker="o",
-                        markersize=3,
+                        markersize=3.5,
                         ax=ax,
                         legend=False,
                         err_kws={"alpha": style.BAND_ALPHA},
                     )
-                    ax.set_xscale("log")
+                    ax.set_xticks(range(len(lams)), [style.fmt_num(x) for x in lams], rotation=45, fontsize=5)
+                    ax.tick_params(axis="x", which="minor", bottom=False)
                     ax.set_ylabel(ylabel(row, mode) if pi == 0 else "")
                     ax.set_xlabel(style.lam_axis_label(units) if ri == len(ROWS) - 1 else "")
                     if row == "exact":
@@ -118,7 +126,15 @@ def draw(datasets: dict, slice: dict | None = None):  # noqa: A002
                 if note:
                     style.below(axes[-1, j], note)
         handles = [
-            style.plt.Line2D([], [], color=METHOD_COLOR[x], marker="o", markersize=3, label=METHOD_LABEL[x])
+            style.plt.Line2D(
+                [],
+                [],
+                color=METHOD_COLOR[x],
+                marker=METHOD_MARKER[x],
+                markersize=3.5,
+                label=METHOD_LABEL[x],
+                **({"dashes": METHOD_DASHES[x]} if METHOD_DASHES[x] else {"linestyle": "-"}),
+            )
             for x in METHOD_LABEL
             if x in ds0["method"].values
         ]
