@@ -35,15 +35,15 @@ COARSE = 4
 POOLED = ("start",)
 
 
-def _units_of_c(ds, sel, pen):
-    """(lambda/c, beta/c) of the grid for penalty ``pen`` at the slice: arrays over (lam, beta)."""
-    k, ste = int(sel["k"]), str(sel["ste"])
-    c = rvscgd.coarse_constant(k, ste)
-    eff = ds["lam_effective"].sel(k=k)
+def _units_of_c(sub, sel, pen):
+    """(lambda/c, beta/c) of the grid for penalty ``pen`` at the slice ``sub``
+    (every other dimension fixed): arrays over (lam, beta)."""
+    c = rvscgd.coarse_constant(int(sel["k"]), str(sel["ste"]))
+    eff = sub["lam_effective"]
     if "penalty" in eff.dims:
         eff = eff.sel(penalty=pen)
-    eff = eff.broadcast_like(ds["beta"]).transpose("lam", "beta").values
-    betas = ds["beta"].values.astype(float)
+    eff = eff.broadcast_like(sub["beta"]).transpose("lam", "beta").values
+    betas = sub["beta"].values.astype(float)
     return eff / c, np.broadcast_to(betas / c, eff.shape)
 
 
@@ -165,7 +165,7 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None, res
         fig, axes = style.subplots(2, len(pens), height=4.9)
         for i, pen in enumerate(pens):
             ax_t, ax_r = axes[0, i], axes[1, i]
-            lam_c, beta_c = _units_of_c(ds, sel, pen)
+            lam_c, beta_c = _units_of_c(sub, sel, pen)
             pts_l, pts_b = lam_c[nonzero], beta_c[nonzero]
             if not pts_l.size:
                 for ax in (ax_t, ax_r):
@@ -190,11 +190,13 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None, res
                 + (f", {int(pm.flagged.sum())} up to rounding)" if pm.flagged.any() else ")"),
             )
             v = verdict[:, i][:, nonzero]
+            at_best = int(((v == 1) & (runs[:, i][:, nonzero] == CODE["recovers"])).sum())
             v = v[v >= 0]
             style.below(
                 ax_r,
-                f"vs theory, per teacher: {int((v == 0).sum())} agree, {int((v == 1).sum())} one of several,\n"
-                f"{int((v == 2).sum())} contradict (of {v.size})",
+                f"{int((v == 0).sum())} agree, {int((v == 1).sum())} one of several ({at_best} at "
+                + r"$\bar w$"
+                + f"),\n{int((v == 2).sum())} contradict the theory (of {v.size})",
             )
         for row in axes:
             row[0].set_ylabel(r"$\beta / c$")
