@@ -207,3 +207,7 @@ def test_phase_region_bad_input_names_the_argument():
         phase_region(w, K, 0.1, -1.0, "l1")
     with pytest.raises(ValueError, match="w_star"):
         phase_region(2 * w, K, 0.1, 0.1, "l1")
+    with pytest.raises(ValueError, match="k "):
+        phase_region(w, 0, 0.1, 0.1, "l1")
+    with pytest.raises(ValueError, match="penalty"):
+        phase_region(w, K, 0.1, 0.1, "l3")
