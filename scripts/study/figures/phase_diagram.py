@@ -15,7 +15,7 @@ from study import style
 
 from .draw import slice_text, wrap
 from .select import need_limit_slice, one_mode, penalties, resolve
-from .stats import DIVERGED
+from .stats import DIVERGED, diverged_note
 
 # What a teacher's runs show: the theory's regions, plus runs that reached no
 # stable predicted limit (limit_kind unpredicted, or matched to an unstable point).
@@ -196,7 +196,8 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None, res
                 ax_r,
                 f"{int((v == 0).sum())} agree, {int((v == 1).sum())} one of several ({at_best} at "
                 + r"$\bar w$"
-                + f"),\n{int((v == 2).sum())} contradict the theory (of {v.size})",
+                + f"),\n{int((v == 2).sum())} contradict the theory (of {v.size})"
+                + (f"\n{gone}" if (gone := diverged_note(sub["status"].sel(penalty=pen))) else ""),
             )
         for row in axes:
             row[0].set_ylabel(r"$\beta / c$")
