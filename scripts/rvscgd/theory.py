@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .fixed_points import fixed_points
+from .model import coarse_constant
 from .penalties import check_penalty, prox, threshold
 
 
@@ -153,4 +155,190 @@ def l1_fixed_point(w_star, lam_c, beta_c):
     return x, u, M
 
 
-__all__ = ["ErrorBound", "error_bound", "l1_angle", "l1_fixed_point", "l1_range"]
+# The phase diagram (docs/theory.md section 8): the regions of the (lambda/c, beta/c)
+# plane, in the order of their codes in ``phase_map``.
+REGIONS = ("recovers", "hysteresis", "spurious", "continuum")
+REGION_LABELS = {
+    "recovers": "unique, recovers the support",
+    "hysteresis": "several stable (hysteresis)",
+    "spurious": "spurious (no stable point with the support of w*)",
+    "continuum": "continuum of fixed points",
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """The phase of one (lambda, beta) for one teacher (docs/theory.md section 8).
+
+    ``region``: one of ``REGIONS``; ``n_stable``: distinct linearly stable
+    isolated fixed points (multiplicities counted); ``n_recovering``: those
+    whose ``u_bar`` has exactly the support of w*; ``continuum``: a continuum
+    of fixed points exists; ``flags``: conditions of the fixed points behind
+    the verdict that hold only up to rounding (``at_threshold``, ``neutral``,
+    ``fold``, ``inexact`` of any listed point, and the setting's own flags):
+    near a region boundary the verdict can then flip with the last bit.
+    """
+
+    region: str
+    n_stable: int
+    n_recovering: int
+    continuum: bool
+    flags: tuple = ()
+
+    @property
+    def code(self) -> int:
+        """Index of ``region`` in ``REGIONS``."""
+        return REGIONS.index(self.region)
+
+
+def region_of(n_stable: int, n_recovering: int, continuum: bool) -> str:
+    """The region of docs/theory.md section 8 from its three facts, in this
+    order: ``continuum`` if a continuum of fixed points exists; else
+    ``spurious`` if no stable isolated fixed point has the support of w*
+    (``n_recovering == 0``); else ``hysteresis`` if ``n_stable >= 2``; else
+    ``recovers``."""
+    if continuum:
+        return "continuum"
+    if n_recovering == 0:
+        return "spurious"
+    if n_stable >= 2:
+        return "hysteresis"
+    return "recovers"
+
+
+def phase_of(fp) -> Phase:
+    """The ``Phase`` of a ``FixedPoints`` (the result of ``rvscgd.fixed_points``)."""
+    support = np.asarray(fp.w_star) != 0
+    n_rec = sum(p.multiplicity for p in fp if p.stable and np.array_equal(p.u_bar != 0, support))
+    flags = sorted({f for p in fp for f in p.flags} | {f.split(":")[0] for f in fp.flags})
+    region = region_of(fp.n_stable, n_rec, bool(fp.continuum))
+    return Phase(region, fp.n_stable, int(n_rec), bool(fp.continuum), tuple(flags))
+
+
+def phase_region(w_star, k, lam, beta, penalty, a=1.0, ste="relu") -> Phase:
+    """Classify one (lambda, beta) from ``rvscgd.fixed_points`` alone (no dynamics).
+
+    The regions (``region_of``, docs/theory.md section 8): ``continuum`` (a
+    continuum of fixed points: l0, beta > c; runs can end on it whatever else
+    exists), ``spurious`` (no stable isolated fixed point has exactly the
+    support of w*: some other stable limit, or none), ``hysteresis`` (two or
+    more stable isolated fixed points, one with the support: the start
+    decides), ``recovers`` (one stable fixed point, with the support).
+
+    Parameters
+    ----------
+    w_star : (n,) unit-norm teacher; k, lam, beta, penalty, a, ste : as in
+        ``rvscgd.fixed_points`` (the verdict depends on lam/c and beta/c only).
+
+    Returns
+    -------
+    Phase
+    """
+    return phase_of(fixed_points(w_star, k, lam, beta, penalty, a=a, ste=ste))
+
+
+def _grid_values(values, name, positive):
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or x.size < 1 or not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be a non-empty finite 1-D array, got {values!r}")
+    if positive and not np.all(x > 0):
+        raise ValueError(f"{name} must be > 0, got {values!r}")
+    if not positive and not np.all(x >= 0):
+        raise ValueError(f"{name} must be >= 0, got {values!r}")
+    return x
+
+
+@dataclass(frozen=True)
+class PhaseMap:
+    """``codes``: region codes (indices into ``REGIONS``), shape
+    ``(len(beta_c), len(lam_c))``, rows beta, columns lambda; ``evaluated``:
+    where ``phase_region`` was called (the rest filled from agreeing corners,
+    ``phase_map``); ``flagged``: evaluated points whose verdict holds only up
+    to rounding (``Phase.flags``)."""
+
+    codes: np.ndarray
+    evaluated: np.ndarray
+    flagged: np.ndarray
+
+    def counts(self) -> dict[str, int]:
+        """Grid points per region."""
+        return {r: int(np.sum(self.codes == i)) for i, r in enumerate(REGIONS)}
+
+
+def phase_map(w_star, lam_c, beta_c, penalty, a=1.0, coarse=None) -> PhaseMap:
+    """``phase_region`` on the grid ``lam_c`` x ``beta_c`` (lambda/c, beta/c).
+
+    In units of c the verdict does not depend on k or the STE, so k = 1 with
+    relu is used. ``coarse=None`` evaluates every grid point. ``coarse=h``
+    (an integer >= 1) evaluates a lattice of every h-th point, then splits
+    each cell whose four corners disagree in two along each side and
+    evaluates the new corners, down to neighbouring points; a cell whose
+    corners agree is filled with their region. That costs about the boundary
+    length instead of the area, but misses a region that fits inside one
+    cell without touching its corners (narrower than h grid steps).
+
+    Returns
+    -------
+    PhaseMap
+    """
+    lam_c = _grid_values(lam_c, "lam_c", positive=False)
+    beta_c = _grid_values(beta_c, "beta_c", positive=True)
+    check_penalty(penalty)
+    if not a > 0:
+        raise ValueError(f"a (TL1 shape parameter) must be > 0, got {a!r}")
+    if coarse is not None and (int(coarse) != coarse or coarse < 1):
+        raise ValueError(f"coarse must be None or an integer >= 1, got {coarse!r}")
+    c = coarse_constant(1)
+    ny, nx = beta_c.size, lam_c.size
+    codes = np.full((ny, nx), -1, dtype=np.int8)
+    evaluated = np.zeros((ny, nx), dtype=bool)
+    flagged = np.zeros((ny, nx), dtype=bool)
+
+    def get(i, j):
+        if not evaluated[i, j]:
+            ph = phase_region(w_star, 1, lam_c[j] * c, beta_c[i] * c, penalty, a)
+            codes[i, j], evaluated[i, j], flagged[i, j] = ph.code, True, bool(ph.flags)
+        return int(codes[i, j])
+
+    def cell(i0, i1, j0, j1):
+        corners = {get(i0, j0), get(i0, j1), get(i1, j0), get(i1, j1)}
+        if i1 - i0 <= 1 and j1 - j0 <= 1:
+            return
+        if len(corners) == 1:
+            block = codes[i0 : i1 + 1, j0 : j1 + 1]
+            block[block < 0] = corners.pop()
+            return
+        rows = [i0, (i0 + i1) // 2, i1] if i1 - i0 > 1 else [i0, i1]
+        cols = [j0, (j0 + j1) // 2, j1] if j1 - j0 > 1 else [j0, j1]
+        for a0, a1 in zip(rows[:-1], rows[1:], strict=True):
+            for b0, b1 in zip(cols[:-1], cols[1:], strict=True):
+                cell(a0, a1, b0, b1)
+
+    h = 1 if coarse is None else int(coarse)
+    rows = sorted(set(range(0, ny, h)) | {ny - 1})
+    cols = sorted(set(range(0, nx, h)) | {nx - 1})
+    if len(rows) == 1 or len(cols) == 1:  # a single row or column: no cells, every point
+        for i in range(ny):
+            for j in range(nx):
+                get(i, j)
+    for a0, a1 in zip(rows[:-1], rows[1:], strict=True):
+        for b0, b1 in zip(cols[:-1], cols[1:], strict=True):
+            cell(a0, a1, b0, b1)
+    return PhaseMap(codes, evaluated, flagged)
+
+
+__all__ = [
+    "REGIONS",
+    "REGION_LABELS",
+    "ErrorBound",
+    "Phase",
+    "error_bound",
+    "l1_angle",
+    "l1_fixed_point",
+    "l1_range",
+    "PhaseMap",
+    "phase_map",
+    "phase_of",
+    "phase_region",
+    "region_of",
+]

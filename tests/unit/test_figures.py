@@ -413,3 +413,68 @@ def test_lbeta_counts_the_rises_of_the_traces(study):
     pop["lbeta_rises"].loc[{"penalty": "l1"}] = 0
     n_l1 = int((sub.sel(penalty="l1")["status"] != stats.DIVERGED).sum())
     assert f"0/{n_l1}" in figure_text(draw("lbeta", {"population": pop}))
+
+
+def _phase_slice(datasets):
+    from study.figures import phase_diagram
+
+    ds = datasets["population"]
+    sel = select.resolve(ds, None, shown=("penalty", "lam", "beta", *phase_diagram.POOLED))
+    return phase_diagram, ds, sel, ds.sel(sel)
+
+
+def test_phase_diagram_theory_at_grid_is_phase_region(study):
+    """The figure's theory at the grid points (from the stored fixed points)
+    is rvscgd.theory.phase_region on each seed's teacher (a separate call)."""
+    from rvscgd.theory import phase_region
+
+    pd_mod, ds, sel, sub = _phase_slice(study[1])
+    codes = pd_mod.theory_at_grid(sub)
+    n, k = int(sel["n"]), int(sel["k"])
+    lam_eff = ds["lam_effective"].sel(k=k)
+    seen = set()
+    for si, seed in enumerate(sub["seed"].values):
+        w = sub["w_star"].sel(seed=seed).values[:n]
+        for pi, pen in enumerate(sub["penalty"].values):
+            for li, lam in enumerate(sub["lam"].values):
+                for bi, beta in enumerate(sub["beta"].values):
+                    ph = phase_region(w, k, float(lam_eff.sel(lam=lam)), float(beta), str(pen), ds.attrs["tl1_a"])
+                    assert codes[si, pi, li, bi] == ph.code, (seed, pen, lam, beta, ph)
+                    seen.add(ph.region)
+    assert "recovers" in seen
+
+
+def test_phase_diagram_runs_classes_and_verdicts(study):
+    """Each label of a run maps to its class, and a class the theory does not
+    predict is counted as a contradiction on the figure."""
+    pd_mod, ds, sel, sub = _phase_slice(study[1])
+    at = {"seed": sub["seed"].values[0], "penalty": "l1", "beta": sub["beta"].values[0]}
+    lam = float(sub["lam"].values[-1])
+    base = pd_mod.runs_at_grid(sub)
+    theory = pd_mod.theory_at_grid(sub)
+    idx = (0, list(sub["penalty"].values).index("l1"), sub.sizes["lam"] - 1, 0)
+    assert base[idx] == pd_mod.CODE["recovers"] == theory[idx]  # a clean l1 point of the tiny study
+    cases = [
+        ({"limit_kind": 1}, "continuum"),
+        ({"limit_kind": 2}, "unmatched"),
+        ({"support_exact": 0.0}, "spurious"),
+        ({"limit_best": 0}, "hysteresis"),
+    ]
+    for change, expected in cases:
+        mod = sub.copy(deep=True)
+        for var, value in change.items():
+            mod[var].loc[dict(at, lam=lam)] = value
+        runs = pd_mod.runs_at_grid(mod)
+        assert runs[idx] == pd_mod.CODE[expected], (change, runs[idx])
+        assert pd_mod.compare(theory, runs)[idx] == 2
+    pop = ds.copy(deep=True)
+    run = {"n": int(sel["n"]), "k": int(sel["k"]), "eta": sel["eta"], "ste": sel["ste"], "normalise": True}
+    before = figure_text(draw("phase_diagram", {"population": pop}, resolution=4))
+    pop["limit_kind"].loc[dict(run, **at, lam=lam)] = 2
+    after = figure_text(draw("phase_diagram", {"population": pop}, resolution=4))
+    assert "0 contradict" in before and "1 contradict" in after
+
+
+def test_phase_diagram_refuses_a_bad_resolution(study):
+    with pytest.raises(ValueError, match="resolution"):
+        draw("phase_diagram", study[1], resolution=1)

@@ -64,6 +64,9 @@ FIGURES: dict[str, Figure] = {
     "tradeoff": Figure("3. Sparsity and accuracy", "Error at matched sparsity", BOTH, ("draw", "select", "stats")),
     "support_recovery": Figure("4. Support recovery", "Exact support recovery", BOTH, ("draw", "select", "stats")),
     "multiple_limits": Figure("5. Multiple limits", "Fixed points: theory and runs", BOTH, ("draw", "select", "stats")),
+    "phase_diagram": Figure(
+        "5. Multiple limits", "Phase diagram on (lambda/c, beta/c): theory and runs", BOTH, ("draw", "select", "stats")
+    ),
     "ste": Figure("6. Straight-through estimators", "Loss per STE", BOTH, ("compare", "select")),
     "scaling": Figure("7. Scaling", "Steps to converge versus n and k", BOTH, ("draw", "select", "stats")),
     "normalisation": Figure("8. Normalisation ablation", "With and without normalisation", BOTH, ("compare", "select")),
