@@ -274,6 +274,8 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         mode=mode,
         lam_units=config["grid"]["lam_units"],
         tl1_a=float(config["grid"]["tl1_a"]),
+        # netCDF attributes cannot be None: "none" means iht steps at the grid's eta.
+        iht_eta=float(config["grid"]["iht_eta"]) if config["grid"].get("iht_eta") is not None else "none",
         tol=float(config[mode]["tol"]),
         title=f"RVSCGD study, {mode} mode",
     )

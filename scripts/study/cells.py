@@ -10,6 +10,7 @@ import rvscgd
 
 from .grid import (
     RUN_DIMS,
+    eta_effective,
     lam_effective,
     run_coords,
     seed_sequence_key,
@@ -172,7 +173,7 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
         penalty=[r["penalty"] for r in unique],
         lam=[lam_effective(config, r["lam"], k, r["penalty"], r["beta"]) for r in unique],
         beta=[r["beta"] for r in unique],
-        eta=[r["eta"] for r in unique],
+        eta=[eta_effective(config, r, k) for r in unique],
         a=config["grid"]["tl1_a"],
         ste=[r["ste"] for r in unique],
         normalise=[r["normalise"] for r in unique],

@@ -75,6 +75,16 @@ def lam_effective(config: dict, lam: float, k: int, penalty: str | None = None, 
     return float(lam)
 
 
+def eta_effective(config: dict, run: dict, k: int) -> float:
+    """The step size the engine uses: the run's eta, except for iht when
+    ``grid.iht_eta`` is set (in units of 1/c(k): hard thresholding needs a
+    step near 1/c to change the support)."""
+    iht_eta = config["grid"].get("iht_eta")
+    if run["method"] == "iht" and iht_eta is not None:
+        return float(iht_eta) / relu_constant(k)
+    return float(run["eta"])
+
+
 def run_coords(config: dict) -> dict:
     """The run grid's coordinate values, in RUN_DIMS order."""
     return {"method": list(config["grid"].get("method", ["rvscgd"])), **coords_of(config["grid"])}
@@ -93,7 +103,7 @@ def engine_key(config: dict, run: dict, k: int) -> tuple:
     m = run["method"]
     if m == "rvscgd":
         return (m, run["penalty"], run["lam"], run["beta"], run["eta"], run["ste"], run["normalise"])
-    common = (run["eta"], run["ste"], run["normalise"])
+    common = (eta_effective(config, run, k), run["ste"], run["normalise"])
     if m == "prox_cgd":
         lam = lam_effective(config, run["lam"], k, run["penalty"], run["beta"])
         return (m, run["penalty"] if lam > 0 else None, lam, *common)

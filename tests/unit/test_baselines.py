@@ -190,3 +190,30 @@ def test_bad_method_and_sparsity(setup):
         train(w_star, w0, K, iht, "population", max_steps=5, sparsity=N + 1)
     with pytest.raises(ValueError, match="count"):
         prune_to(w0, -1)
+
+
+def test_iht_eta_sets_only_iht_steps_in_units_of_one_over_c():
+    """``grid.iht_eta`` is IHT's step times c(k); every other method keeps the grid's eta."""
+    from study.grid import eta_effective, relu_constant
+
+    config = {"grid": {"iht_eta": 0.5}}
+    for k in (3, 4, 8):
+        assert eta_effective(config, {"method": "iht", "eta": 1.0}, k) == pytest.approx(0.5 / relu_constant(k))
+        for m in ("rvscgd", "prox_cgd", "prune"):
+            assert eta_effective(config, {"method": m, "eta": 0.7}, k) == 0.7
+    assert eta_effective({"grid": {"iht_eta": None}}, {"method": "iht", "eta": 0.7}, 4) == 0.7
+
+
+def test_iht_at_half_over_c_recovers_the_support_in_population_mode():
+    """The reason for the key: at eta = 0.5 / c population IHT reaches w* from
+    every start tried (the default study's regime, s = 4 of n = 32, k = 4)."""
+    from study.grid import relu_constant
+
+    n, k, s = 32, 4, 4
+    rng = np.random.default_rng(11)
+    runs = make_runs(penalty="l0", lam=0.0, beta=0.01, eta=0.5 / relu_constant(k), method="iht", sparsity=s)
+    for _ in range(10):
+        w_star = make_teacher(n, s, rng, 0.2)
+        res = train(w_star, rng.standard_normal(n), k, runs, "population", max_steps=500, tol=1e-12)
+        assert set(np.flatnonzero(res.u_final[0])) == set(np.flatnonzero(w_star))
+        assert res.u_final[0] @ w_star == pytest.approx(1.0, abs=1e-9)

@@ -58,8 +58,8 @@ def test_every_schema_problem_at_once(tiny):
     problems = refused(tiny)
     assert problems == [
         "dims.n[0] = 8.0: 8.0 is not of type 'integer'",
-        "grid.lamda = [0.01]: unknown key (allowed here: beta, eta, lam, lam_units, method, normalise, penalty, ste, "
-        "tl1_a)",
+        "grid.lamda = [0.01]: unknown key (allowed here: beta, eta, iht_eta, lam, lam_units, method, normalise, "
+        "penalty, ste, tl1_a)",
         "grid.beta[1] = -1.0: -1.0 is less than or equal to the minimum of 0",
     ]
 
@@ -211,3 +211,10 @@ def test_bad_methods_are_refused_naming_grid_method(tiny):
     tiny["grid"]["ste"] = ["identity"]
     (problem,) = refused(tiny)
     assert problem.startswith("grid.method = ['rvscgd', 'iht']: the baselines train at grid.normalise true"), problem
+
+
+@pytest.mark.parametrize("value", [0, -0.5, "half"])
+def test_bad_iht_eta_is_refused_naming_it(tiny, value):
+    tiny["grid"]["iht_eta"] = value
+    (problem,) = refused(tiny)
+    assert problem.startswith(f"grid.iht_eta = {value!r}:"), problem

@@ -24,6 +24,11 @@ from study import style
 from .select import lam_units, series_columns
 from .stats import BAND, above_bound, diverged, tidy
 
+# One style for every per-run strip of points (seaborn ``stripplot``) on a log
+# axis: small, translucent, jittered; rasterised, since thousands of points as
+# PDF vectors double its save time.
+STRIP = dict(jitter=0.25, size=1.6, alpha=0.6, linewidth=0, log_scale=True, rasterized=True, legend=False)
+
 
 @contextmanager
 def keep_labels(ax):

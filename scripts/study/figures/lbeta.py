@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from study import style
 
-from .draw import cat_axis, join, keep_labels, wrap
+from .draw import STRIP, cat_axis, join, keep_labels, wrap
 from .select import GRID_DIMS, fix_new_dims, lam_units, lam_values, modes, penalties
 from .stats import diverged, wilson_interval
 
@@ -124,14 +124,8 @@ def draw(datasets: dict):
                     hue_order=shown,
                     palette={m: "0.3" if m == "population" else style.OKABE_ITO["vermillion"] for m in shown},
                     dodge=len(shown) > 1,
-                    jitter=0.25,
-                    size=1.6,
-                    alpha=0.6,
-                    linewidth=0,
-                    log_scale=True,
-                    rasterized=True,  # thousands of points: one raster layer in the PDF, half its save time
                     ax=ax_c,
-                    legend=False,
+                    **STRIP,
                 )
             ax_c.set_xticks(range(len(pens)), [style.PENALTY_LABEL[p] for p in pens])
             ax_c.set_xlabel("")

@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 
 from study import style
 
-from .draw import join, line_handle, penalty_handles
+from .draw import STRIP, join, line_handle, penalty_handles
 from .select import GRID_DIMS, fix_new_dims, lam_values, limit_stes, modes, penalties
 from .stats import diverged, diverged_note, match_tol, sparsity, vector_angle
 
@@ -154,14 +154,8 @@ def _distance_panel(ax, frames, tols, pens):
         hue_order=pens,
         palette=style.PENALTY_COLOR,
         dodge=True,
-        jitter=0.25,
-        size=1.6,
-        alpha=0.6,
-        linewidth=0,
-        log_scale=True,
-        rasterized=True,  # thousands of points: one raster layer in the PDF, half its save time
         ax=ax,
-        legend=False,
+        **STRIP,
     )
     for i, g in enumerate(groups):
         ax.vlines(tols[g], i - 0.45, i + 0.45, color=style.PREDICTION_COLOR, ls="--", lw=0.9, zorder=4)
