@@ -26,12 +26,13 @@ ds = combine(cells, snakemake.config, mode)
 # Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
 # divergence): counted here so no reader can miss them.
 diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
-ds.attrs.update(runs_total=int(ds["status"].size), runs_diverged=diverged)
+trained = int((ds["status"] >= 0).sum())  # not the baselines' untrained grid points (status -1)
+ds.attrs.update(runs_total=trained, runs_diverged=diverged, runs_not_trained=int(ds["status"].size) - trained)
 ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
 print(f"{mode}: {len(cells)} cells, dims {dict(ds.sizes)}", file=sys.stderr)
 if diverged:
     print(
-        f"WARNING: {diverged} of {ds['status'].size} {mode} runs diverged (status 'diverged', NaN weights)",
+        f"WARNING: {diverged} of {trained} {mode} runs diverged (status 'diverged', NaN weights)",
         file=sys.stderr,
     )
 write_netcdf(ds, snakemake.output[0])

@@ -618,22 +618,29 @@ def test_diverged_runs_are_flagged_in_the_datasets(diverged_study):
 
     for rel in DATASETS:
         ds = open_checked(diverged_study / rel)
+        flags = ds["status"].attrs
+        meaning = dict(zip(np.atleast_1d(flags["flag_values"]).tolist(), flags["flag_meanings"].split(), strict=True))
+        assert meaning[2] == "diverged"
         diverged = ds["status"] == 2
-        assert ds["status"].attrs["flag_meanings"].split()[2] == "diverged"
-        # Every run with the blow-up eta diverged, and only those.
-        assert bool(diverged.sel(eta=BLOW_UP_ETA).all()) and not bool(diverged.sel(eta=1.0).any())
+        # The baselines' untrained grid points (status -1) are no runs.
+        trained = ds["status"] != -1
+        assert meaning.get(-1, "not_trained") == "not_trained"
+        # Every trained run with the blow-up eta diverged, and only those.
+        assert bool(diverged.where(trained, True).sel(eta=BLOW_UP_ETA).all()) and not bool(diverged.sel(eta=1.0).any())
         assert ds.attrs["runs_diverged"] == int(diverged.sum()) > 0
-        assert ds.attrs["runs_total"] == ds["status"].size
+        assert ds.attrs["runs_total"] == int(trained.sum())
+        assert ds.attrs["runs_not_trained"] == ds["status"].size - int(trained.sum())
         # Their weights and metrics are NaN: no number from garbage...
         for name in ("w_final", "u_final", "support_precision", "support_recall", "support_exact"):
             assert bool(ds[name].where(diverged).isnull().all()), name
         assert bool(ds["angle_w"].isel(step=-1).where(diverged).isnull().all())
         # ...and the other runs are untouched by them: finite within n, as in a study without the blow-up eta.
-        ok = ds["w_final"].where(~diverged).sel(eta=1.0)
+        ok, run = ds["w_final"].sel(eta=1.0), trained.sel(eta=1.0)
         for n in ds["n"].values:
-            assert bool(np.isfinite(ok.sel(n=n).isel(feature=slice(0, int(n)))).all())
+            finite = np.isfinite(ok.sel(n=n).isel(feature=slice(0, int(n)))).all("feature")
+            assert bool((finite | ~run.sel(n=n)).all())
         log = (diverged_study / "results" / "logs" / "aggregate" / Path(rel).with_suffix(".log").name).read_text()
-        assert f"WARNING: {int(diverged.sum())} of {ds['status'].size}" in log
+        assert f"WARNING: {int(diverged.sum())} of {int(trained.sum())}" in log
 
 
 def test_study_with_diverged_runs_completes_and_figures_say_so(diverged_study):

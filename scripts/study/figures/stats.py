@@ -62,8 +62,9 @@ def tidy(name: str, da: xr.DataArray, keep=()) -> pd.DataFrame:
 
 
 def n_diverged(status: xr.DataArray) -> tuple[int, int]:
-    """(diverged runs, all runs) in ``status``."""
-    return int(diverged(status).sum()), int(status.size)
+    """(diverged runs, trained runs) in ``status``: grid points a baseline is
+    not trained on (status -1, ``not_trained``) are no runs."""
+    return int(diverged(status).sum()), int((status >= 0).sum())
 
 
 def diverged_note(status: xr.DataArray, what: str = "runs") -> str:
