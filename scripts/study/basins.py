@@ -133,6 +133,7 @@ def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.
     W0 = W0s[[r["start"] for r in table]]
     shape = (len(kinds),) + tuple(len(v) for v in coords.values())
     parts = []
+    sampler = "expectation"
     for mode, B in settings(config):
         mcfg = config[mode]
         kwargs = {}
@@ -155,6 +156,8 @@ def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.
             **kwargs,
         )
         parts.append(_setting_dataset(res, shape, coords, n, data, limits, config["limit"]["match_tol"][mode]))
+        if mode == "empirical":
+            sampler = res.extra["sampler"]  # how the inputs were drawn (engine "auto": by n and the run count)
     labels = [setting_label(m, b) for m, b in settings(config)]
     ds = xr.concat(parts, dim="setting")
     ds = ds.assign_coords(
@@ -174,7 +177,7 @@ def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.
         limits["n_limits"].sel(ste=STE).transpose(*GRID_DIMS).values,
         {"long_name": "stable isolated fixed points the theory predicts", "units": "1"},
     )
-    ds.attrs = {"n": n, "k": k, "seed": seed}
+    ds.attrs = {"n": n, "k": k, "seed": seed, "sampler": sampler}
     return ds
 
 
