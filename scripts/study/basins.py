@@ -113,7 +113,6 @@ def spurious(u: xr.DataArray, w_star: xr.DataArray) -> xr.DataArray:
 def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.Dataset:
     """Every basin run of one cell, in each setting (``settings``), with the
     fixed point each reached and the three outcomes (``OUTCOMES``)."""
-    c = config["basins"]
     data = make_data_cell(config, n, k, seed)
     w_star = data["w_star"].values
     coords = grid_coords(config)
@@ -168,6 +167,9 @@ def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.
         start_kind=("start", kinds, {"long_name": "random (uniform on the sphere) or adversarial (near -w*)"}),
         **{d: (d, coords[d]) for d in GRID_DIMS},
     )
+    # The STE and normalisation as the other datasets hold them (length-1 dimensions): select alike.
+    ds = ds.expand_dims(ste=[STE], normalise=[NORMALISE])
+    ds = ds.transpose("setting", "start", *GRID_DIMS, "ste", "normalise", ...)
     ds["w_star"] = ("feature", w_star, {"long_name": "teacher weights w*", "units": "1"})
     ds["w0"] = (("start", "feature"), W0s, {"long_name": "start w^0", "units": "1"})
     ds["theta0"] = ("start", rvscgd.angle(W0s.T, w_star), {"long_name": "angle between w^0 and w*", "units": "rad"})
@@ -263,12 +265,10 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         {"long_name": "beta / c(k): the side of beta = c (model.md section 5.1)", "units": "1"},
     )
     units = config["grid"]["lam_units"]
-    pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
+    pens, betas, lams = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values], ds["lam"].values
     ds["lam_effective"] = (
         ("penalty", "lam", "beta", "k"),
-        np.array(
-            [[[[lam_effective(config, lam, k, p, b) for k in ks] for b in betas] for lam in ds["lam"].values] for p in pens]
-        ),
+        np.array([[[[lam_effective(config, x, k, p, b) for k in ks] for b in betas] for x in lams] for p in pens]),
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
     for name, long in {
@@ -278,6 +278,8 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         "penalty": "sparsity penalty",
         "beta": "splitting parameter beta",
         "eta": "step size eta",
+        "ste": "straight-through estimator (relu: the basin study trains the method itself)",
+        "normalise": "normalisation step on (the method)",
     }.items():
         ds[name].attrs.update(long_name=long)
     ds["lam"].attrs.update(lam_attrs(config))
@@ -291,8 +293,6 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         source="Dinh & Xin, arXiv:1901.09731; the rvscgd study workflow",
         lam_units=units,
         tl1_a=float(config["grid"]["tl1_a"]),
-        ste=STE,
-        normalise=int(NORMALISE),
         adversarial_angle_low=lo,
         adversarial_angle_high=hi,
         adversarial_angle_units="pi rad, half-open [low, high)",

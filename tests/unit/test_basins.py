@@ -78,23 +78,39 @@ def test_cell_runs_from_its_starts_and_shares_the_stream(cell):
     k = 4
     runs = rvscgd.make_runs(p, lam_effective(config, lam, k, p, beta), beta, 1.0)
     res = rvscgd.train(
-        ds["w_star"].values, ds["w0"].values[j], k, runs, "population", max_steps=config["population"]["max_steps"],
-        tol=config["population"]["tol"], record_steps=np.array([0]),
+        ds["w_star"].values,
+        ds["w0"].values[j],
+        k,
+        runs,
+        "population",
+        max_steps=config["population"]["max_steps"],
+        tol=config["population"]["tol"],
+        record_steps=np.array([0]),
     )
-    got = ds["w_final"].sel(setting="population", penalty=p, lam=lam, beta=beta, eta=1.0).isel(start=j).values
+    one = {"penalty": p, "lam": lam, "beta": beta, "eta": 1.0, "ste": "relu", "normalise": True}
+    got = ds["w_final"].sel(setting="population", **one).isel(start=j).values
     assert np.allclose(got, res.w_final[0], atol=1e-12)
     # Empirical: the same run from the same start on the cell's stream, in a call of its own.
     from study.grid import seed_sequence_key
 
     B = config["basins"]["batch_size"][0]
     res = rvscgd.train(
-        ds["w_star"].values, ds["w0"].values[j], k, runs, "fresh", max_steps=config["empirical"]["max_steps"],
-        tol=config["empirical"]["tol"], batch_size=B, record_steps=np.array([0]),
+        ds["w_star"].values,
+        ds["w0"].values[j],
+        k,
+        runs,
+        "fresh",
+        max_steps=config["empirical"]["max_steps"],
+        tol=config["empirical"]["tol"],
+        batch_size=B,
+        record_steps=np.array([0]),
         seed=np.random.SeedSequence(**seed_sequence_key(config, 8, 4, 0, "stream")),
-        precision=config["empirical"]["precision"], sample_threads=0, sampler="direct",
+        precision=config["empirical"]["precision"],
+        sample_threads=0,
+        sampler="direct",
     )
     assert ds.attrs["sampler"] == "direct"  # auto, at 32 runs > n = 8
-    got = ds["w_final"].sel(setting=f"empirical B={B}", penalty=p, lam=lam, beta=beta, eta=1.0).isel(start=j)
+    got = ds["w_final"].sel(setting=f"empirical B={B}", **one).isel(start=j)
     # A different batch shape rounds differently (float32 products): equal to rounding, not bit for bit.
     assert np.allclose(got.values, res.w_final[0], atol=1e-4)
 
@@ -122,7 +138,7 @@ def test_best_fixed_point_is_the_stable_one_nearest_w_star_by_brute_force(cell):
 
     limits = predict_limits_cell(config, data, {**basins.grid_coords(config), "ste": ["relu"]})
     w_star = ds["w_star"].values
-    checked = 0
+    checked, seen = 0, set()
     for setting in ds["setting"].values:
         tol = config["limit"]["match_tol"][str(ds["mode"].sel(setting=setting).item())]
         for p in ds["penalty"].values:
@@ -133,22 +149,32 @@ def test_best_fixed_point_is_the_stable_one_nearest_w_star_by_brute_force(cell):
                     ok = np.all(np.isfinite(pts), axis=1) & st
                     if not ok.any():
                         continue
-                    d_star = [np.linalg.norm(rvscgd.orbit_distances(w_star, pts[[i]], w_star)[1][0] - w_star)
-                              if ok[i] else np.inf for i in range(len(pts))]
+                    d_star = [
+                        np.linalg.norm(rvscgd.orbit_distances(w_star, pts[[i]], w_star)[1][0] - w_star)
+                        if ok[i]
+                        else np.inf
+                        for i in range(len(pts))
+                    ]
                     best = int(np.argmin(d_star))
                     for s in ds["start"].values:
-                        run = ds.sel(setting=setting, penalty=p, lam=lam, beta=beta, eta=1.0, start=s)
+                        run = ds.sel(
+                            setting=setting, penalty=p, lam=lam, beta=beta, eta=1.0, start=s, ste="relu", normalise=True
+                        )
                         w = run["w_final"].values
                         d_best = rvscgd.orbit_distances(w_star, pts[[best]], w)[0][0]
-                        d_all = [rvscgd.orbit_distances(w_star, pts[[i]], w)[0][0] if np.isfinite(pts[i]).all()
-                                 else np.inf for i in range(len(pts))]
+                        d_all = [
+                            rvscgd.orbit_distances(w_star, pts[[i]], w)[0][0] if np.isfinite(pts[i]).all() else np.inf
+                            for i in range(len(pts))
+                        ]
                         thr = float(lim["threshold"])
                         oriented = rvscgd.orbit_distances(w_star, pts[[best]], w)[1][0]
                         same = thr == 0 or np.array_equal(run["u_final"].values != 0, np.abs(oriented) > thr)
                         expect = d_best <= tol and int(np.argmin(d_all)) == best and same
                         assert run["reached_best"].item() == float(expect), (setting, p, lam, beta, s)
                         checked += 1
+                        seen.add(bool(expect))
     assert checked > 50
+    assert seen == {True, False}  # the tiny cell has runs at the best point and runs elsewhere
 
 
 def test_region_from_the_cell_is_phase_region(cell):
@@ -190,9 +216,16 @@ def test_shares_count_a_hand_built_dataset():
     ds = xr.Dataset(
         {q: (dims, rb) for q in fig.QUANTITIES},
         coords={
-            "n": [8], "k": [4], "seed": [0, 1], "setting": ["population"], "start": [0, 1, 2],
-            "start_kind": ("start", ["random", "random", "adversarial"]), "penalty": ["l1"], "lam": [0.05],
-            "beta": [0.01], "eta": [1.0],
+            "n": [8],
+            "k": [4],
+            "seed": [0, 1],
+            "setting": ["population"],
+            "start": [0, 1, 2],
+            "start_kind": ("start", ["random", "random", "adversarial"]),
+            "penalty": ["l1"],
+            "lam": [0.05],
+            "beta": [0.01],
+            "eta": [1.0],
         },
     )
     ds["beta_over_c"] = (("beta", "k"), [[0.2]])

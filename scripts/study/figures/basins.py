@@ -51,11 +51,7 @@ def shares(ds) -> pd.DataFrame:
             v = sub[q]
             hits = (v == 1).sum(POOLED)
             trials = v.notnull().sum(POOLED)
-            frame = (
-                xr_frame(hits, "hits")
-                .merge(xr_frame(trials, "trials"))
-                .assign(quantity=q, start_kind=kind)
-            )
+            frame = xr_frame(hits, "hits").merge(xr_frame(trials, "trials")).assign(quantity=q, start_kind=kind)
             rows.append(frame)
     df = pd.concat(rows, ignore_index=True)
     lo, hi = wilson_interval(df["hits"].to_numpy(), df["trials"].to_numpy())
@@ -114,7 +110,7 @@ def draw(datasets: dict):
         fig, axes = style.subplots(
             nrows, len(pens), width=style.PAGE, height=min(1.25 * nrows + 1.2, 9.5), sharex=True, sharey=True
         )
-        for qi, (q, qlabel) in enumerate(QUANTITIES.items()):
+        for qi, q in enumerate(QUANTITIES):
             for bi, (beta, k, beta_c) in enumerate(rows_bk):
                 r = qi * len(rows_bk) + bi
                 side = "<" if beta_c < 1 else ">"
@@ -160,11 +156,17 @@ def draw(datasets: dict):
                         ax.set_ylabel(f"{SHORT[q]}\n" + rf"$\beta/c={beta_c:.2g}$ ({side} 1)")
                     if r == nrows - 1:
                         cat_axis(ax, lams, style.lam_axis_label(units))
-        handles = [
-            Line2D([], [], color=colors[s], marker="o", ms=3, lw=1.0, label=s) for s in settings
-        ] + [
-            Line2D([], [], color="0.3", ls=KIND_STYLE[kd]["ls"], marker="o", ms=3, mfc=KIND_STYLE[kd]["mfc"] or "0.3",
-                   label=KIND_STYLE[kd]["label"])
+        handles = [Line2D([], [], color=colors[s], marker="o", ms=3, lw=1.0, label=s) for s in settings] + [
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                ls=KIND_STYLE[kd]["ls"],
+                marker="o",
+                ms=3,
+                mfc=KIND_STYLE[kd]["mfc"] or "0.3",
+                label=KIND_STYLE[kd]["label"],
+            )
             for kd in kinds
             if kd in KIND_STYLE
         ]
