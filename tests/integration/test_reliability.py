@@ -161,6 +161,15 @@ BAD_CONFIGS = {
     "digits_patch_not_dividing_8": (_set("digits.patch", 3), ["digits.patch = 3", "must divide the image side 8"]),
     "digits_zero_filters": (_set("digits.filters", 0), ["digits.filters = 0"]),
     "negative_tl1_a": (_set("grid.tl1_a", -1.0), ["grid.tl1_a = -1.0"]),
+    "basins_angle_reversed": (
+        _set("basins.adversarial_angle", [1.0, 0.9]),
+        ["basins.adversarial_angle = [1.0, 0.9]", "low < high"],
+    ),
+    "basins_no_starts": (
+        _set("basins.starts", {"random": 0, "adversarial": 0}),
+        ["basins.starts = ", "'random': 0", "random + adversarial must be >= 1"],
+    ),
+    "basins_zero_batch": (_set("basins.batch_size", [0]), ["basins.batch_size[0] = 0"]),
     "nothing_to_train": (
         lambda c: (_set("population.enabled", False)(c), _set("empirical.enabled", False)(c)),
         ["population.enabled = False", "empirical.enabled = False"],
