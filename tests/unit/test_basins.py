@@ -68,6 +68,12 @@ def test_starts_are_reproducible_and_adversarial_ones_lie_in_the_angle_range(tin
     assert theta[:5].min() < 0.9
 
 
+def test_a_cell_is_bit_reproducible(cell):
+    config, ds = cell
+    again = basins.train_cell(copy.deepcopy(config), 8, 4, 0)
+    assert again.identical(ds)
+
+
 def test_cell_runs_from_its_starts_and_shares_the_stream(cell):
     config, ds = cell
     kinds = basins.start_kinds(config)
