@@ -34,8 +34,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 LIBRARY_ENV = {"PYTHONPATH": str(ROOT / "scripts")}
 
 DATASETS = ["results/datasets/population.nc", "results/datasets/empirical.nc"]
-# Every dataset of the tiny study: the Gaussian ones, the two-layer model's and the digits part's (issue 12).
-STUDY_DATASETS = [*DATASETS, "results/datasets/two_layer.nc", "results/datasets/digits.nc"]
+# Every dataset of the tiny study: the Gaussian ones, the two-layer model's, the digits part's (issue 12)
+# and the basin study's (issue 10).
+STUDY_DATASETS = [
+    *DATASETS,
+    "results/datasets/two_layer.nc",
+    "results/datasets/digits.nc",
+    "results/datasets/basins.nc",
+]
 
 
 # ---- helpers -------------------------------------------------------------------
@@ -685,7 +691,7 @@ def test_cores_and_directory_do_not_change_a_bit(tiny_study, tmp_path):
     work = copy_project(tmp_path / "elsewhere" / "deeper" / "study")
     run_snakemake(work, "--cores", "1", *STUDY_DATASETS)
     files = netcdf_files(tiny_study)
-    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets", "two_layer", "digits"}
+    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets", "two_layer", "digits", "basins"}
     assert_same_data(tiny_study, work, files=files)
     # No path of either directory in any file (provenance holds none), and BLAS ran on one thread.
     for rel in files:
