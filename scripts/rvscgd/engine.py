@@ -1,6 +1,6 @@
 """The training engine: RVSCGD for a batch of R runs advanced together (model.md section 4).
 
-All runs of one call share the teacher ``w*``, the start ``w0`` and, in the
+All runs of one call share the teacher ``w*``, the start ``w0`` (or each has its own), and, in the
 empirical modes, one stream of inputs (common random numbers): each step
 draws one minibatch, and the whole grid of penalties x lam x beta costs one
 pair of matrix products ``(B k, n) @ (n, R)`` and ``(n, B k) @ (B k, R)``.
@@ -317,12 +317,13 @@ def train(
     label_noise: float = 0.0,
     sparsity: int | None = None,
 ) -> TrainResult:
-    """Run every run of ``runs`` (RVSCGD or a baseline, ``runs.method``) from the common start ``w0``.
+    """Run every run of ``runs`` (RVSCGD or a baseline, ``runs.method``) from the common start ``w0``
+    (or, ``w0`` of shape (R, n), each run from its own start; the basin study).
 
     Parameters
     ----------
     w_star : (n,) unit-norm teacher.
-    w0 : (n,) start, normalised here.
+    w0 : (n,) start of every run, or (R, n) one start per run; normalised here.
     k : patches per input.
     runs : per-run parameters (``make_runs``).
     mode : "population", "fresh" or "fixed".
@@ -380,9 +381,9 @@ def train(
     w_star = np.asarray(w_star, dtype=float)
     n = w_star.size
     w0 = np.asarray(w0, dtype=float)
-    if w0.shape != (n,):
-        raise ValueError(f"w0 must have shape ({n},), got {w0.shape}")
     R = len(runs)
+    if w0.shape not in ((n,), (R, n)):
+        raise ValueError(f"w0 must have shape ({n},) or (R, n) = ({R}, {n}), got {w0.shape}")
     runs = _with_sparsity(runs, sparsity, n)
     record = log_record_steps(max_steps) if record_steps is None else np.unique(np.asarray(record_steps, dtype=int))
     record = record[record <= max_steps]
@@ -557,7 +558,10 @@ def _baseline_steps(V: np.ndarray, sub: Runs) -> np.ndarray:
 
 
 def _run(w_star, w0, k, runs, mode, draw, fast, max_steps, tol, record, ref, codes, R, n, noise=None) -> TrainResult:
-    W = np.repeat((w0 / np.linalg.norm(w0))[:, None], R, axis=1)
+    if w0.ndim == 2:  # one start per run (columns of W)
+        W = np.ascontiguousarray((w0 / np.linalg.norm(w0, axis=1, keepdims=True)).T)
+    else:
+        W = np.repeat((w0 / np.linalg.norm(w0))[:, None], R, axis=1)
     status = np.full(R, STATUS.index("max_steps"), dtype=np.int8)
     steps_run = np.full(R, int(max_steps), dtype=np.int64)
     active = np.ones(R, dtype=bool)

@@ -63,7 +63,7 @@ def make_data_cell(config: dict, n: int, k: int, seed: int) -> xr.Dataset:
 FLAG_BITS = {"at_threshold": 1, "neutral": 2, "fold": 4, "inexact": 8}
 
 
-def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
+def predict_limits_cell(config: dict, data: xr.Dataset, coords: dict | None = None) -> xr.Dataset:
     """Every fixed point of docs/theory.md section 5 for each (penalty, lam, beta, eta, ste).
 
     From ``rvscgd.fixed_points`` (scalar analysis, no dynamics): the listed
@@ -72,11 +72,12 @@ def predict_limits_cell(config: dict, data: xr.Dataset) -> xr.Dataset:
     predicts (``n_limits``), and ``w_bar``/``u_bar``: the stable one nearest w*
     (the theory's best limit). Which one a run reached is decided later, by
     matching its final state (``study.aggregate``). ``clipped_relu`` has no
-    constant c: NaN there (documented).
+    constant c: NaN there (documented). ``coords``: the values of LIMIT_DIMS
+    to predict at (default: the run grid's; the basin study passes its own).
     """
     n, k, seed = int(data.attrs["n"]), int(data.attrs["k"]), int(data.attrs["seed"])
     w_star = data["w_star"].values
-    coords = {d: v for d, v in run_coords(config).items() if d in LIMIT_DIMS}
+    coords = {d: v for d, v in (run_coords(config) if coords is None else coords).items() if d in LIMIT_DIMS}
     shape = tuple(len(coords[d]) for d in LIMIT_DIMS)
     a = config["grid"]["tl1_a"]
     results = {}

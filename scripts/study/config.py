@@ -307,6 +307,7 @@ def semantic_problems(config: dict) -> list[str]:
             problems.append(
                 f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
             )
+    problems += basins_problems(config)
     problems += digits_problems(config)
     results = Path(config["results_dir"])
     probe = results
@@ -314,6 +315,31 @@ def semantic_problems(config: dict) -> list[str]:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         problems.append(f"results_dir = {str(results)!r}: not writable (checked {probe})")
+    return problems
+
+
+def basins_problems(config: dict) -> list[str]:
+    """What the schema cannot say about an enabled ``basins`` block."""
+    b = config.get("basins", {})
+    if not b.get("enabled"):
+        return []
+    problems = []
+    small = []
+    for n in b["n"]:
+        try:
+            teacher_sparsity(config, n)
+        except ValueError:
+            small.append(n)
+    if small:
+        problems.append(
+            f"basins.n = {b['n']!r}: teacher.sparsity = {config['teacher']['sparsity']!r} gives more nonzeros "
+            f"than n = {min(small)}"
+        )
+    if b["starts"]["random"] + b["starts"]["adversarial"] < 1:
+        problems.append(f"basins.starts = {b['starts']!r}: random + adversarial must be >= 1 (no start to train from)")
+    lo, hi = b["adversarial_angle"]
+    if not lo < hi:
+        problems.append(f"basins.adversarial_angle = {b['adversarial_angle']!r}: needs low < high (units of pi)")
     return problems
 
 

@@ -27,6 +27,7 @@ PURPOSE = {
     "two_layer_v_star": 5,
     "two_layer_starts": 6,
     "two_layer_stream": 7,
+    "basin_starts": 8,
 }
 
 
@@ -169,6 +170,15 @@ def two_layer_cells(config: dict) -> list[dict]:
     """Cells (n, k, seed) of the two-layer model (config ``two_layer``), one
     training job each; [] when it is disabled."""
     c = config.get("two_layer", {})
+    if not c.get("enabled", False):
+        return []
+    return [{"n": n, "k": k, "seed": seed} for n in c["n"] for k in c["k"] for seed in c["seeds"]]
+
+
+def basin_cells(config: dict) -> list[dict]:
+    """Cells (n, k, seed) of the basin study (config ``basins``), one training
+    job each; [] when it is disabled."""
+    c = config.get("basins", {})
     if not c.get("enabled", False):
         return []
     return [{"n": n, "k": k, "seed": seed} for n in c["n"] for k in c["k"] for seed in c["seeds"]]

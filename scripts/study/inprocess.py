@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from . import digits, two_layer
+from . import basins, digits, two_layer
 from .aggregate import cell_dataset, combine
 from .cells import make_data_cell, predict_limits_cell, train_cell
 from .config import load_files
@@ -14,8 +14,8 @@ from .grid import MODES, cells
 
 def build_datasets(config: dict) -> dict[str, xr.Dataset]:
     """{mode: aggregated dataset} for every enabled mode of a config that passed
-    the gate (``load_config``: checked, defaults filled in), and "two_layer" if
-    enabled, and "digits" if enabled, exactly as the workflow's aggregate rules
+    the gate (``load_config``: checked, defaults filled in), and "two_layer",
+    "basins" and "digits" if enabled, exactly as the workflow's aggregate rules
     make them."""
     out = {}
     cache = {}
@@ -34,6 +34,9 @@ def build_datasets(config: dict) -> dict[str, xr.Dataset]:
     two = [two_layer.train_cell(config, c["n"], c["k"], c["seed"]) for c in two_layer.cells(config)]
     if two:
         out["two_layer"] = two_layer.combine(two, config)
+    parts = [basins.train_cell(config, c["n"], c["k"], c["seed"]) for c in basins.cells(config)]
+    if parts:
+        out["basins"] = basins.combine(parts, config)
     if config["digits"]["enabled"]:
         out["digits"] = build_digits(config)
     return out

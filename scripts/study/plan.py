@@ -22,12 +22,14 @@ import argparse
 import copy
 import time
 
+import numpy as np
+
 from rvscgd.engine import resolve_sampler
 
-from . import two_layer
+from . import basins, two_layer
 from .cells import make_data_cell, predict_limits_cell, train_cell
 from .config import ConfigError
-from .grid import MODES, trained_runs, two_layer_cells
+from .grid import MODES, basin_cells, trained_runs, two_layer_cells
 from .inprocess import load_config
 
 
@@ -106,6 +108,43 @@ def plan_two_layer(config: dict, fraction: float) -> float:
     return total
 
 
+def plan_basins(config: dict, fraction: float) -> float:
+    """Predicted core-seconds of the basin cells (0 if disabled): each (n, k)
+    timed on its first seed with both modes' step limits cut to a fraction,
+    and with one step (what does not depend on the steps: the fixed-point
+    enumeration and the matching); the difference is extrapolated linearly
+    in steps (an upper bound, as for the main cells), then in seeds."""
+    cells = basin_cells(config)
+    if not cells:
+        return 0.0
+    c = config["basins"]
+
+    def timed(steps_of):
+        short = copy.deepcopy(config)
+        for mode in MODES:
+            short[mode]["max_steps"] = steps_of(config[mode]["max_steps"])
+        t0 = time.process_time()
+        basins.train_cell(short, n, k, c["seeds"][0])
+        return time.process_time() - t0, short
+
+    total = 0.0
+    for n in c["n"]:
+        for k in c["k"]:
+            fixed, _ = timed(lambda steps: 1)
+            part, short = timed(lambda steps: max(10, int(steps * fraction)))
+            scale = max(config[m]["max_steps"] / short[m]["max_steps"] for m in c["modes"])
+            cell_s = fixed + max(part - fixed, 0.0) * scale
+            total += cell_s * len(c["seeds"])
+            grid = len(basins.start_kinds(config)) * np.prod([len(v) for v in basins.grid_coords(config).values()])
+            print(
+                f"basins n={n:4d} k={k:3d}  {cell_s:8.1f} s per cell ({grid} runs x {len(basins.settings(config))} "
+                "settings)  "
+                f"x{len(c['seeds'])} seeds = {cell_s * len(c['seeds']) / 3600:6.2f} core-h",
+                flush=True,
+            )
+    return total
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configfile")
@@ -125,14 +164,18 @@ def main(argv=None):
         f"{args.configfile}: {cells} cells x {len(trained_runs(config, 1)[0])} runs each; jobs: {cells} make_data, "
         f"{cells * len(modes)} train, {len(modes)} aggregate, "
         + (f"{len(two_layer_cells(config))} two-layer train + 1 aggregate, " if two_layer_cells(config) else "")
+        + (f"{len(basin_cells(config))} basin train + 1 aggregate, " if basin_cells(config) else "")
         + f"{len(figures)} figures, 1 all",
         flush=True,
     )
     rows = plan(config, args.steps_fraction, args.compare_direct)
     two = plan_two_layer(config, args.steps_fraction)
-    total = sum(r["all_seeds_s"] for r in rows) + two
+    basin = plan_basins(config, args.steps_fraction)
+    total = sum(r["all_seeds_s"] for r in rows) + two + basin
     longest = max(max(r.get(f"{m}_s", 0.0) for m in MODES) for r in rows)
     print(f"total {total / 3600:.1f} core-hours (one core per job); longest training job {longest / 60:.1f} min")
+    if basin:
+        print(f"of which the basin study {basin / 3600:.2f} core-hours ({100 * basin / (total - basin):.1f}% added)")
     if args.compare_direct and config["empirical"]["enabled"]:
         direct = sum(r["all_seeds_direct_s"] for r in rows)
         print(f"with sampler: direct {direct / 3600:.1f} core-hours; ratio {total / direct:.2f}")

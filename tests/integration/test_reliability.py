@@ -34,8 +34,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 LIBRARY_ENV = {"PYTHONPATH": str(ROOT / "scripts")}
 
 DATASETS = ["results/datasets/population.nc", "results/datasets/empirical.nc"]
-# Every dataset of the tiny study: the Gaussian ones, the two-layer model's and the digits part's (issue 12).
-STUDY_DATASETS = [*DATASETS, "results/datasets/two_layer.nc", "results/datasets/digits.nc"]
+# Every dataset of the tiny study: the Gaussian ones, the two-layer model's, the digits part's (issue 12)
+# and the basin study's (issue 10).
+STUDY_DATASETS = [
+    *DATASETS,
+    "results/datasets/two_layer.nc",
+    "results/datasets/digits.nc",
+    "results/datasets/basins.nc",
+]
 
 
 # ---- helpers -------------------------------------------------------------------
@@ -161,6 +167,15 @@ BAD_CONFIGS = {
     "digits_patch_not_dividing_8": (_set("digits.patch", 3), ["digits.patch = 3", "must divide the image side 8"]),
     "digits_zero_filters": (_set("digits.filters", 0), ["digits.filters = 0"]),
     "negative_tl1_a": (_set("grid.tl1_a", -1.0), ["grid.tl1_a = -1.0"]),
+    "basins_angle_reversed": (
+        _set("basins.adversarial_angle", [1.0, 0.9]),
+        ["basins.adversarial_angle = [1.0, 0.9]", "low < high"],
+    ),
+    "basins_no_starts": (
+        _set("basins.starts", {"random": 0, "adversarial": 0}),
+        ["basins.starts = ", "'random': 0", "random + adversarial must be >= 1"],
+    ),
+    "basins_zero_batch": (_set("basins.batch_size", [0]), ["basins.batch_size[0] = 0"]),
     "nothing_to_train": (
         lambda c: (_set("population.enabled", False)(c), _set("empirical.enabled", False)(c)),
         ["population.enabled = False", "empirical.enabled = False"],
@@ -683,7 +698,7 @@ def test_cores_and_directory_do_not_change_a_bit(tiny_study, tmp_path):
     work = copy_project(tmp_path / "elsewhere" / "deeper" / "study")
     run_snakemake(work, "--cores", "1", *STUDY_DATASETS)
     files = netcdf_files(tiny_study)
-    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets", "two_layer", "digits"}
+    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets", "two_layer", "digits", "basins"}
     assert_same_data(tiny_study, work, files=files)
     # No path of either directory in any file (provenance holds none), and BLAS ran on one thread.
     for rel in files:

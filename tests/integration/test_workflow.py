@@ -155,7 +155,7 @@ def figure_jobs(work):
 
 def test_every_registered_figure_is_drawn(tiny_study):
     names = registry_of(tiny_study)
-    assert len(names) == 16
+    assert len(names) == 17
     for name in names:
         for ext in ("png", "pdf"):
             assert (tiny_study / "results" / "figures" / f"{name}.{ext}").stat().st_size > 5_000, (name, ext)

@@ -55,6 +55,16 @@ TINY = {
         "max_steps": 60,
         "batch_size": 16,
     },
+    # Two betas (one per side of beta = c(3) = 0.066), both start kinds, both modes.
+    "basins": {
+        "enabled": True,
+        "n": [6],
+        "k": [3],
+        "seeds": [0, 1],
+        "starts": {"random": 3, "adversarial": 1},
+        "grid": {"penalty": ["l0", "l1"], "lam": [0, 0.05], "beta": [0.02, 0.2]},
+        "batch_size": [16],
+    },
     # Two seeds, two penalties, two lambdas: every panel of the digits figure has a band.
     "digits": {
         "seeds": [0, 1],

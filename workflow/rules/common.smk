@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 
 from study import config as study_config  # noqa: E402
-from study.grid import MODES, cells, two_layer_cells  # noqa: E402
+from study.grid import MODES, basin_cells, cells, two_layer_cells  # noqa: E402
 from study.locks import (  # noqa: E402
     clear_stale_lock,
     persistence_backend,
@@ -79,6 +79,13 @@ def two_layer_train_files():
     return [
         f"{RESULTS}/two_layer/train/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
         for c in two_layer_cells(config)
+    ]
+
+
+def basin_train_files():
+    return [
+        f"{RESULTS}/basins/train/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
+        for c in basin_cells(config)
     ]
 
 

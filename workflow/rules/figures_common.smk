@@ -33,10 +33,11 @@ def figure_datasets(name):
 
 
 def available_datasets():
-    """The datasets the config makes: its enabled modes, two_layer and digits if enabled."""
+    """The datasets the config makes: its enabled modes, two_layer, basins and digits if enabled."""
     return (
         enabled_modes()
         + (["two_layer"] if two_layer_cells(config) else [])
+        + (["basins"] if basin_cells(config) else [])
         + (["digits"] if config["digits"]["enabled"] else [])
     )
 

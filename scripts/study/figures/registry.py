@@ -67,6 +67,12 @@ FIGURES: dict[str, Figure] = {
     "phase_diagram": Figure(
         "5. Multiple limits", "Phase diagram on (lambda/c, beta/c): theory and runs", BOTH, ("draw", "select", "stats")
     ),
+    "basins": Figure(
+        "5. Multiple limits",
+        "Basins over many starts: best fixed point, exact support, spurious limits",
+        ("basins",),
+        ("draw", "select", "stats"),
+    ),
     "ste": Figure("6. Straight-through estimators", "Loss per STE", BOTH, ("compare", "select")),
     "scaling": Figure("7. Scaling", "Steps to converge versus n and k", BOTH, ("draw", "select", "stats")),
     "normalisation": Figure("8. Normalisation ablation", "With and without normalisation", BOTH, ("compare", "select")),
@@ -87,11 +93,13 @@ FIGURES: dict[str, Figure] = {
 
 # What the figure script requires of each dataset it opens (variables,
 # dimensions): the Gaussian and two-layer datasets hold traces with a status;
-# the digits dataset holds final accuracies per seed.
+# the digits dataset holds final accuracies per seed; the basin dataset
+# holds outcomes per start and setting (no traces).
 REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "population": (("status",), ("step",)),
     "empirical": (("status",), ("step",)),
     "two_layer": (("status",), ("step",)),
+    "basins": (("status", "reached_best", "support_exact", "spurious", "region"), ("start", "setting")),
     "digits": (("acc_u", "acc_w", "sparsity", "u", "acc_relu", "acc_dense"), ("seed", "penalty", "lam", "ste")),
 }
 

@@ -1,0 +1,300 @@
+"""The basin study (config block ``basins``, docs/basins.md): many starts per
+teacher on a slice of the grid, and how often each reaches the best fixed
+point, recovers the support, or ends on a spurious limit. No file I/O here.
+
+A cell is (n, k, seed); its teacher w* is the one-layer cell's of the same
+coordinates (same seed key). Every grid point of ``basins.grid`` runs from
+each of the cell's starts (``start`` dimension): ``starts.random`` uniform on
+the sphere, then ``starts.adversarial`` near -w* (angle to w* uniform in
+``adversarial_angle`` times pi), labelled by ``start_kind``. All runs of a
+cell and setting advance together in one engine call, so in empirical mode
+they share the cell's input stream (common random numbers). RVSCGD as the
+method: relu STE, normalisation on (the setting of the fixed-point theory).
+
+Which fixed point a run reached is decided by matching its final state to the
+enumerated fixed points (``study.aggregate.match_runs``, the study's one
+definition); support recovery by ``study.aggregate.support_metrics``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import xarray as xr
+
+import rvscgd
+from rvscgd import theory
+
+from .aggregate import LIMIT_KINDS, lam_attrs, match_runs, sort_grid, support_metrics
+from .cells import make_data_cell, predict_limits_cell
+from .grid import basin_cells, lam_effective, relu_constant, seed_sequence_key
+
+cells = basin_cells  # the cells of the basin study
+
+RUN_DIMS = ("start", "penalty", "lam", "beta", "eta")
+GRID_DIMS = RUN_DIMS[1:]
+STE, NORMALISE = "relu", True  # the method itself: the fixed points are predicted for it
+OUTCOMES = {
+    "reached_best": "1 if the run ended at the best predicted fixed point (the stable one nearest w*)",
+    "support_exact": "1 if supp(u_final) == supp(w*)",
+    "spurious": "1 if u_final is spurious: its support is disjoint from supp(w*), or <u_final, w*> < 0",
+}
+REGION_ATTRS = {
+    "long_name": "phase region predicted by the fixed points (docs/theory.md section 8)",
+    "flag_values": np.arange(len(theory.REGIONS), dtype=np.int8),
+    "flag_meanings": " ".join(theory.REGIONS),
+}
+
+
+def grid_coords(config: dict) -> dict:
+    g = config["basins"]["grid"]
+    return {
+        "penalty": list(g["penalty"]),
+        "lam": [float(x) for x in g["lam"]],
+        "beta": [float(x) for x in g["beta"]],
+        "eta": [float(x) for x in g["eta"]],
+    }
+
+
+def settings(config: dict) -> list[tuple[str, int]]:
+    """(mode, B) of each setting the basin runs are trained in: population
+    (B = 0: no inputs) and empirical at each ``basins.batch_size``."""
+    c = config["basins"]
+    out = [("population", 0)] if "population" in c["modes"] else []
+    if "empirical" in c["modes"]:
+        out += [("empirical", int(b)) for b in c["batch_size"]]
+    return out
+
+
+def setting_label(mode: str, batch_size: int) -> str:
+    return "population" if mode == "population" else f"empirical B={batch_size}"
+
+
+def start_kinds(config: dict) -> list[str]:
+    s = config["basins"]["starts"]
+    return ["random"] * int(s["random"]) + ["adversarial"] * int(s["adversarial"])
+
+
+def starts(config: dict, n: int, k: int, seed: int, w_star: np.ndarray) -> np.ndarray:
+    """(S, n) unit starts of a cell, in ``start_kinds`` order: random ones
+    uniform on the sphere, then adversarial ones at an angle to w* drawn
+    uniformly from [lo pi, hi pi) (``basins.adversarial_angle``), in a random
+    direction orthogonal to w*. From the cell's own stream (purpose
+    ``basin_starts``): bit-reproducible, independent of every other draw."""
+    lo, hi = (float(x) * np.pi for x in config["basins"]["adversarial_angle"])
+    rng = np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "basin_starts")))
+    )
+    out = []
+    for kind in start_kinds(config):
+        if kind == "random":
+            w0 = rng.standard_normal(n)
+        else:
+            e = rng.standard_normal(n)
+            e -= (e @ w_star) * w_star
+            e /= np.linalg.norm(e)
+            theta = lo + (hi - lo) * rng.random()  # in [lo, hi)
+            w0 = np.cos(theta) * w_star + np.sin(theta) * e
+        out.append(w0 / np.linalg.norm(w0))
+    return np.stack(out)
+
+
+def spurious(u: xr.DataArray, w_star: xr.DataArray) -> xr.DataArray:
+    """1 where u (over ``feature``) keeps no entry of supp(w*) (u = 0 too) or
+    points against w* (<u, w*> < 0, as the repelling -w* does), else 0;
+    NaN where u is NaN (a diverged run)."""
+    valid = u.notnull().all("feature")
+    overlap = ((u != 0) & (w_star != 0)).sum("feature")
+    against = (u.fillna(0) * w_star.fillna(0)).sum("feature") < 0
+    return ((overlap == 0) | against).astype(float).where(valid)
+
+
+def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.Dataset:
+    """Every basin run of one cell, in each setting (``settings``), with the
+    fixed point each reached and the three outcomes (``OUTCOMES``)."""
+    data = make_data_cell(config, n, k, seed)
+    w_star = data["w_star"].values
+    coords = grid_coords(config)
+    limits = predict_limits_cell(config, data, {**coords, "ste": [STE]})
+    W0s = starts(config, n, k, seed, w_star)
+    kinds = start_kinds(config)
+    table = [dict(zip(RUN_DIMS, v, strict=True)) for v in itertools.product(range(len(kinds)), *coords.values())]
+    runs = rvscgd.make_runs(
+        penalty=[r["penalty"] for r in table],
+        lam=[lam_effective(config, r["lam"], k, r["penalty"], r["beta"]) for r in table],
+        beta=[r["beta"] for r in table],
+        eta=[r["eta"] for r in table],
+        a=config["grid"]["tl1_a"],
+        ste=STE,
+        normalise=NORMALISE,
+    )
+    W0 = W0s[[r["start"] for r in table]]
+    shape = (len(kinds),) + tuple(len(v) for v in coords.values())
+    parts = []
+    sampler = "expectation"
+    for mode, B in settings(config):
+        mcfg = config[mode]
+        kwargs = {}
+        if mode == "empirical":
+            kwargs = {
+                "batch_size": B,
+                "seed": np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream")),
+                "precision": config["empirical"]["precision"],
+                "sample_threads": max(threads, 1) if threads > 1 else 0,
+            }
+        res = rvscgd.train(
+            w_star,
+            W0,
+            k,
+            runs,
+            "population" if mode == "population" else "fresh",
+            max_steps=mcfg["max_steps"],
+            tol=mcfg["tol"],
+            record_steps=np.array([0]),  # outcomes only: no traces
+            **kwargs,
+        )
+        parts.append(_setting_dataset(res, shape, coords, n, data, limits, config["limit"]["match_tol"][mode]))
+        if mode == "empirical":
+            sampler = res.extra["sampler"]  # how the inputs were drawn (engine "auto": by n and the run count)
+    labels = [setting_label(m, b) for m, b in settings(config)]
+    ds = xr.concat(parts, dim="setting")
+    ds = ds.assign_coords(
+        setting=("setting", labels, {"long_name": "population, or empirical at minibatch size B"}),
+        mode=("setting", [m for m, _ in settings(config)], {"long_name": "population or empirical"}),
+        batch_size=("setting", [b for _, b in settings(config)], {"long_name": "inputs per step B (0: population)"}),
+        start=("start", np.arange(len(kinds)), {"long_name": "start index of the cell"}),
+        start_kind=("start", kinds, {"long_name": "random (uniform on the sphere) or adversarial (near -w*)"}),
+        **{d: (d, coords[d]) for d in GRID_DIMS},
+    )
+    # The STE and normalisation as the other datasets hold them (length-1 dimensions): select alike.
+    ds = ds.expand_dims(ste=[STE], normalise=[NORMALISE])
+    ds = ds.transpose("setting", "start", *GRID_DIMS, "ste", "normalise", ...)
+    ds["w_star"] = ("feature", w_star, {"long_name": "teacher weights w*", "units": "1"})
+    ds["w0"] = (("start", "feature"), W0s, {"long_name": "start w^0", "units": "1"})
+    ds["theta0"] = ("start", rvscgd.angle(W0s.T, w_star), {"long_name": "angle between w^0 and w*", "units": "rad"})
+    ds["region"] = (GRID_DIMS, _regions(config, w_star, k, coords, limits), dict(REGION_ATTRS))
+    ds["n_limits"] = (
+        GRID_DIMS,
+        limits["n_limits"].sel(ste=STE).transpose(*GRID_DIMS).values,
+        {"long_name": "stable isolated fixed points the theory predicts", "units": "1"},
+    )
+    ds.attrs = {"n": n, "k": k, "seed": seed, "sampler": sampler}
+    return ds
+
+
+def _regions(config, w_star, k, coords, limits) -> np.ndarray:
+    """The phase region of each grid point (``theory.region_of``) from the
+    enumerated fixed points of ``limits`` (no dynamics): stable ones, those
+    whose u_bar = prox(w_bar) has exactly the support of w*, a continuum."""
+    out = np.zeros(tuple(len(coords[d]) for d in GRID_DIMS), dtype=np.int8)
+    support = w_star != 0
+    for idx in np.ndindex(out.shape):
+        p, lam, beta, eta = (coords[d][i] for d, i in zip(GRID_DIMS, idx, strict=True))
+        lim = limits.sel(penalty=p, lam=lam, beta=beta, eta=eta, ste=STE)
+        tau = lam_effective(config, lam, k, p, beta) / beta
+        n_rec = 0
+        for j in np.flatnonzero(lim["fp_stable"].values == 1):
+            u_bar = rvscgd.prox(lim["fp_w_bar"].values[j], tau, p, config["grid"]["tl1_a"])
+            n_rec += int(lim["fp_multiplicity"].values[j]) * bool(np.array_equal(u_bar != 0, support))
+        region = theory.region_of(int(lim["n_limits"]), n_rec, int(lim["n_continua"]) > 0)
+        out[idx] = theory.REGIONS.index(region)
+    return out
+
+
+def _setting_dataset(res, shape, coords, n, data, limits, tol) -> xr.Dataset:
+    dims = RUN_DIMS
+    ds = xr.Dataset(
+        {
+            "w_final": (dims + ("feature",), res.w_final.reshape(shape + (n,)), {"long_name": "final w"}),
+            "u_final": (dims + ("feature",), res.u_final.reshape(shape + (n,)), {"long_name": "final u = prox(w)"}),
+            "status": (dims, res.status.reshape(shape), _status_attrs()),
+            "steps_run": (dims, res.steps_run.reshape(shape), {"long_name": "steps taken", "units": "1"}),
+        },
+        coords={"start": np.arange(shape[0]), **{d: coords[d] for d in GRID_DIMS}},
+    )
+    # match_runs reads the STE and the normalisation from the run's coordinates.
+    m = match_runs(ds.expand_dims(ste=[STE], normalise=[NORMALISE]), data, limits, tol)
+    mdims = m.pop("dims")
+    kind = xr.DataArray(m["limit_kind"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
+    best = xr.DataArray(m["limit_best"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
+    ds["limit_kind"] = (
+        kind.dims,
+        kind.values,
+        {
+            "long_name": "which predicted object the run ended on",
+            "flag_values": np.array(list(LIMIT_KINDS.values()), dtype=np.int8),
+            "flag_meanings": " ".join(LIMIT_KINDS),
+            "match_tol": float(tol),
+        },
+    )
+    valid = ds["u_final"].notnull().all("feature")
+    ds["reached_best"] = xr.DataArray(best.values.astype(float), dims=best.dims).where(valid.values)
+    w_star = xr.DataArray(data["w_star"].values, dims="feature")
+    ds["support_exact"] = support_metrics(ds["u_final"], w_star)["support_exact"]
+    ds["spurious"] = spurious(ds["u_final"], w_star)
+    for name, long in OUTCOMES.items():
+        ds[name].attrs.update(long_name=long, units="1")
+    return ds.drop_vars(["start", *GRID_DIMS])
+
+
+def _status_attrs() -> dict:
+    return {
+        "long_name": "how the run ended",
+        "flag_values": np.array([0, 1, 2], dtype=np.int8),
+        "flag_meanings": " ".join(rvscgd.STATUS),
+    }
+
+
+def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
+    """Stack cells along n, k, seed (NaN-padding features beyond n)."""
+    n_max = max(int(p.sizes["feature"]) for p in parts)
+    stacked = []
+    for p in parts:
+        q = p.pad(feature=(0, n_max - p.sizes["feature"]))
+        q = q.expand_dims({"n": [int(p.attrs["n"])], "k": [int(p.attrs["k"])], "seed": [int(p.attrs["seed"])]})
+        q.attrs = {}
+        stacked.append(q)
+    ds = xr.combine_by_coords(stacked, combine_attrs="drop_conflicts", join="outer")
+    ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
+    ks = [int(k) for k in ds["k"].values]
+    ds["c"] = ("k", [relu_constant(k) for k in ks], {"long_name": "relu coarse-gradient constant c(k)", "units": "1"})
+    ds["beta_over_c"] = (
+        ("beta", "k"),
+        np.array([[b / relu_constant(k) for k in ks] for b in ds["beta"].values]),
+        {"long_name": "beta / c(k): the side of beta = c (model.md section 5.1)", "units": "1"},
+    )
+    units = config["grid"]["lam_units"]
+    pens, betas, lams = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values], ds["lam"].values
+    ds["lam_effective"] = (
+        ("penalty", "lam", "beta", "k"),
+        np.array([[[[lam_effective(config, x, k, p, b) for k in ks] for b in betas] for x in lams] for p in pens]),
+        {"long_name": "lambda used by the algorithm", "units": "1"},
+    )
+    for name, long in {
+        "n": "features per patch n",
+        "k": "patches k",
+        "seed": "seed index of the cell",
+        "penalty": "sparsity penalty",
+        "beta": "splitting parameter beta",
+        "eta": "step size eta",
+        "ste": "straight-through estimator (relu: the basin study trains the method itself)",
+        "normalise": "normalisation step on (the method)",
+    }.items():
+        ds[name].attrs.update(long_name=long)
+    ds["lam"].attrs.update(lam_attrs(config))
+    for name, long in OUTCOMES.items():
+        ds[name].attrs.update(long_name=long, units="1")
+    c = config["basins"]
+    lo, hi = (float(x) for x in c["adversarial_angle"])
+    ds.attrs.update(
+        title="RVSCGD study, basins of the fixed points over many starts",
+        Conventions="CF-1.8",
+        source="Dinh & Xin, arXiv:1901.09731; the rvscgd study workflow",
+        lam_units=units,
+        tl1_a=float(config["grid"]["tl1_a"]),
+        adversarial_angle_low=lo,
+        adversarial_angle_high=hi,
+        adversarial_angle_units="pi rad, half-open [low, high)",
+    )
+    return sort_grid(ds)
