@@ -72,6 +72,7 @@ def test_tiny_digits_part_runs_in_the_tiny_study(tiny_study):
 
 def test_population_runs_reach_a_fixed_point(tiny_study):
     ds = xr.open_dataset(tiny_study / "results" / "datasets" / "population.nc")
+    ds = ds.sel({"method": "rvscgd"})  # the baselines have other fixed points
     conv = ds.status == 0
     assert conv.mean() > 0.5  # most runs converge within the tiny step limit
     # A converged run sits on a fixed point of model.md section 5: u = prox(w) and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import seaborn as sns
 import xarray as xr
+from matplotlib.ticker import FuncFormatter
 
 from study import style
 
@@ -63,9 +64,43 @@ def ylabel(row: str, mode: str) -> str:
     return "steps to converge" if mode == "population" else f"steps to {1 - SETTLE:.0%} of final angle"
 
 
+def matched_panel(ax, m: dict, penalty: str, first: bool) -> None:
+    """Angle against nonzeros of u, one point per run (every lambda > 0 and
+    seed): methods compared where their sparsity matches, including proximal
+    CGD, which finds its own."""
+    angle = tidy("angle", m["angle"].sel(penalty=penalty))
+    runs = [c for c in angle.columns if c != "angle"]  # the dimensions left: method, lam, seed
+    df = angle.merge(tidy("nonzeros", m["nonzeros"].sel(penalty=penalty)), on=runs)
+    methods = [x for x in METHOD_LABEL if x in set(df["method"])]
+    sns.scatterplot(
+        data=df,
+        x="nonzeros",
+        y="angle",
+        hue="method",
+        hue_order=methods,
+        palette=METHOD_COLOR,
+        style="method",
+        style_order=methods,
+        markers=METHOD_MARKER,
+        s=9,
+        alpha=0.7,
+        linewidth=0,
+        rasterized=True,
+        ax=ax,
+        legend=False,
+    )
+    # Nonzeros from 1 to n (u = 0 has no angle): log2, so the few near s and the dense runs both show.
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.tick_params(axis="x", which="minor", bottom=False)
+    ax.set_xlabel("nonzeros of u")
+    ax.set_ylabel(r"$\theta(u, w^*)$, every run" if first else "")
+
+
 def draw(datasets: dict, slice: dict | None = None):  # noqa: A002
     """Rows: angle of the final sparse weights to w*, exact support recovery,
-    steps, nonzeros (the matched sparsity); columns: penalty, population then
+    steps, nonzeros (the matched sparsity), then angle against nonzeros per
+    run; columns: penalty, population then
     empirical; x lambda > 0, one line per method, mean and 95% band over seeds
     (seaborn). prune is pruned to the nonzeros of the RVSCGD run at the same
     point; IHT keeps s; proximal CGD finds its own sparsity."""
@@ -75,8 +110,12 @@ def draw(datasets: dict, slice: dict | None = None):  # noqa: A002
     units = lam_units(ds0)
     ncol = len(pens) * len(shown)
     with style.context():
-        fig, axes = style.subplots(len(ROWS), ncol, height=1.35 * len(ROWS) + 0.9, sharex=True)
-        axes = np.asarray(axes).reshape(len(ROWS), ncol)
+        # The lambda rows share x; the last row plots angle against nonzeros (its own x).
+        fig, axes = style.subplots(len(ROWS) + 1, ncol, height=1.35 * (len(ROWS) + 1) + 0.9)
+        axes = np.asarray(axes).reshape(len(ROWS) + 1, ncol)
+        for j in range(ncol):
+            for ri in range(1, len(ROWS)):
+                axes[ri, j].sharex(axes[0, j])
         titles = []
         for mi, mode in enumerate(shown):
             ds = datasets[mode]
@@ -115,12 +154,14 @@ def draw(datasets: dict, slice: dict | None = None):  # noqa: A002
                     )
                     ax.set_xticks(range(len(lams)), [style.fmt_num(x) for x in lams], rotation=45, fontsize=5)
                     ax.tick_params(axis="x", which="minor", bottom=False)
+                    ax.tick_params(axis="x", labelbottom=ri == len(ROWS) - 1)
                     ax.set_ylabel(ylabel(row, mode) if pi == 0 else "")
                     ax.set_xlabel(style.lam_axis_label(units) if ri == len(ROWS) - 1 else "")
                     if row == "exact":
                         ax.set_ylim(-0.05, 1.05)
                     if row == "steps":
                         ax.set_yscale("log")
+                matched_panel(axes[-1, j], m, p, first=pi == 0)
                 axes[0, j].set_title(f"{mode}, {style.PENALTY_LABEL[p]}")
                 note = diverged_note(sub["status"].sel({"penalty": p, "method": "rvscgd"}))
                 if note:
