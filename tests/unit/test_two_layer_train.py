@@ -213,6 +213,7 @@ def _tiny_config():
     cfg["population"]["max_steps"] = 60
     cfg["empirical"]["max_steps"] = 40
     cfg["digits"]["enabled"] = False  # its own part, with its own test
+    cfg["basins"]["enabled"] = False  # likewise (tests/unit/test_basins.py)
     cfg["two_layer"].update(
         enabled=True, n=[8], k=[3], seeds=[0, 1], max_steps=40, batch_size=16, starts={**cfg["two_layer"]["starts"]}
     )
@@ -221,7 +222,7 @@ def _tiny_config():
 
 
 def test_one_layer_datasets_identical_with_and_without_two_layer():
-    """Adding the two-layer study changes no one-layer number (bit for bit)."""
+    """Adding the two-layer study or the basin study changes no one-layer number (bit for bit)."""
     from study.inprocess import build_datasets
 
     on = _tiny_config()
@@ -233,6 +234,13 @@ def test_one_layer_datasets_identical_with_and_without_two_layer():
     assert set(without) == {"population", "empirical"}
     for mode in ("population", "empirical"):
         xr.testing.assert_identical(with_two[mode], without[mode])
+    # The basin study, too, changes no one-layer number (its starts have their own stream).
+    basins = copy.deepcopy(off)
+    basins["basins"]["enabled"] = True
+    with_basins = build_datasets(basins)
+    assert set(with_basins) == {"population", "empirical", "basins"}
+    for mode in ("population", "empirical"):
+        xr.testing.assert_identical(with_basins[mode], without[mode])
     two = with_two["two_layer"]
     assert two.sizes["seed"] == 2 and two.sizes["start"] == 3 and two.sizes["mode"] == 2
     assert list(two["start_kind"].values) == ["random", "random", "near_spurious"]
