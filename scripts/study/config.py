@@ -293,16 +293,7 @@ def semantic_problems(config: dict) -> list[str]:
             )
     two = config.get("two_layer", {})
     if two.get("enabled"):
-        small = []
-        for n in two["n"]:
-            try:
-                teacher_sparsity(config, n)
-            except ValueError:
-                small.append(n)
-        if small:
-            problems.append(
-                f"two_layer.n = {two['n']!r}: teacher.sparsity = {sp!r} gives more nonzeros than n = {min(small)}"
-            )
+        problems += sparsity_fits("two_layer.n", config, two["n"])
         if two["starts"]["random"] + two["starts"]["near_spurious"] < 1:
             problems.append(
                 f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
@@ -318,23 +309,27 @@ def semantic_problems(config: dict) -> list[str]:
     return problems
 
 
+def sparsity_fits(key: str, config: dict, ns) -> list[str]:
+    """The problem, if any, of a block's dimensions ``ns`` (config ``key``) too
+    small for the teacher's nonzeros."""
+    small = []
+    for n in ns:
+        try:
+            teacher_sparsity(config, n)
+        except ValueError:
+            small.append(n)
+    if not small:
+        return []
+    sp = config["teacher"]["sparsity"]
+    return [f"{key} = {list(ns)!r}: teacher.sparsity = {sp!r} gives more nonzeros than n = {min(small)}"]
+
+
 def basins_problems(config: dict) -> list[str]:
     """What the schema cannot say about an enabled ``basins`` block."""
     b = config.get("basins", {})
     if not b.get("enabled"):
         return []
-    problems = []
-    small = []
-    for n in b["n"]:
-        try:
-            teacher_sparsity(config, n)
-        except ValueError:
-            small.append(n)
-    if small:
-        problems.append(
-            f"basins.n = {b['n']!r}: teacher.sparsity = {config['teacher']['sparsity']!r} gives more nonzeros "
-            f"than n = {min(small)}"
-        )
+    problems = sparsity_fits("basins.n", config, b["n"])
     if b["starts"]["random"] + b["starts"]["adversarial"] < 1:
         problems.append(f"basins.starts = {b['starts']!r}: random + adversarial must be >= 1 (no start to train from)")
     lo, hi = b["adversarial_angle"]

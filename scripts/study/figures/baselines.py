@@ -64,6 +64,18 @@ def ylabel(row: str, mode: str) -> str:
     return "steps to converge" if mode == "population" else f"steps to {1 - SETTLE:.0%} of final angle"
 
 
+def method_styles(methods: list[str]) -> dict:
+    """Seaborn keywords giving each method its colour and marker, in ``methods`` order."""
+    return dict(
+        hue="method",
+        hue_order=methods,
+        palette=METHOD_COLOR,
+        style="method",
+        style_order=methods,
+        markers=METHOD_MARKER,
+    )
+
+
 def matched_panel(ax, m: dict, penalty: str, first: bool) -> None:
     """Angle against nonzeros of u, one point per run (every lambda > 0 and
     seed): methods compared where their sparsity matches, including proximal
@@ -76,12 +88,7 @@ def matched_panel(ax, m: dict, penalty: str, first: bool) -> None:
         data=df,
         x="nonzeros",
         y="angle",
-        hue="method",
-        hue_order=methods,
-        palette=METHOD_COLOR,
-        style="method",
-        style_order=methods,
-        markers=METHOD_MARKER,
+        **method_styles(methods),
         s=9,
         alpha=0.7,
         linewidth=0,
@@ -138,13 +145,8 @@ def draw(datasets: dict, slice: dict | None = None):  # noqa: A002
                         data=df,
                         x="x",
                         y=row,
-                        hue="method",
-                        hue_order=methods,
-                        palette=METHOD_COLOR,
-                        style="method",
-                        style_order=methods,
+                        **method_styles(methods),
                         dashes=METHOD_DASHES,
-                        markers=METHOD_MARKER,
                         errorbar=("pi", 95),
                         estimator="mean",
                         markersize=3.5,
