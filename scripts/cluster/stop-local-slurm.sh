@@ -3,9 +3,14 @@
 # in $RVSCGD_SLURM_STATE/pids/. Nothing else is touched: a munged (or any
 # daemon) that was already running before is left alone.
 #
+# It also removes the slurm.conf and slurmdbd.conf the start script wrote
+# (the start script writes them again): a slurm.conf naming a stopped
+# slurmctld makes every SLURM client wait 9 s for a timeout, and Snakemake's
+# SLURM plugin runs `scontrol show config` each time Snakemake starts, local
+# runs included.
+#
 # Usage:  scripts/cluster/stop-local-slurm.sh [--purge]
-#   --purge  also delete the state directory (MariaDB data, logs, spool) and
-#            the slurm.conf/slurmdbd.conf that the start script wrote.
+#   --purge  also delete the state directory (MariaDB data, logs, spool).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,12 +56,12 @@ else
     done
 fi
 
+for f in "$RVSCGD_SLURM_ETC/slurm.conf" "$RVSCGD_SLURM_ETC/slurmdbd.conf"; do
+    if [[ -e $f ]] && grep -qxF "$RVSCGD_SLURM_MARKER" "$f"; then
+        rm -f "$f" && log "removed $f"
+    fi
+done
 if ((purge)); then
-    for f in "$RVSCGD_SLURM_ETC/slurm.conf" "$RVSCGD_SLURM_ETC/slurmdbd.conf"; do
-        if [[ -e $f ]] && grep -qxF "$RVSCGD_SLURM_MARKER" "$f"; then
-            rm -f "$f" && log "removed $f"
-        fi
-    done
     if [[ -d $RVSCGD_SLURM_STATE ]]; then
         rm -rf "$RVSCGD_SLURM_STATE" && log "removed $RVSCGD_SLURM_STATE"
     fi

@@ -82,6 +82,10 @@ def slurm_cluster():
     if not was_up:
         stop = _run(["bash", str(CLUSTER_DIR / "stop-local-slurm.sh")], timeout=240)
         print(stop.stdout, stop.stderr, sep="\n")
+        # A slurm.conf left naming the stopped slurmctld makes every later Snakemake
+        # start wait 9 s (the SLURM plugin's `scontrol show config` times out).
+        assert stop.returncode == 0, stop.stderr
+        assert "removed /etc/slurm/slurm.conf" in stop.stdout, stop.stdout
 
 
 def _copy_project(dest):
