@@ -24,15 +24,16 @@ from study.ncio import CHUNK_BYTES, chunk_shape, open_checked, write_netcdf
 def test_a_chunk_is_the_whole_variable_or_at_most_the_limit(shape, itemsize, limit):
     chunks = chunk_shape(shape, itemsize, limit)
     assert len(chunks) == len(shape)
-    assert all(1 <= c <= d for c, d in zip(chunks, shape))
+    assert all(1 <= c <= d for c, d in zip(chunks, shape, strict=True))
     whole = math.prod(shape) * itemsize
     if whole <= limit:
         assert chunks == tuple(shape)
     else:
         assert math.prod(chunks) * itemsize <= limit or all(c == 1 for c in chunks[:-1])
         # Only leading dimensions are cut: after the first cut one, all are whole.
-        cut = [i for i, (c, d) in enumerate(zip(chunks, shape)) if c < d]
-        assert all(chunks[i] == 1 for i in cut[:-1]) and all(chunks[i] == shape[i] for i in range(cut[-1] + 1, len(shape)))
+        cut = [i for i, (c, d) in enumerate(zip(chunks, shape, strict=True)) if c < d]
+        assert all(chunks[i] == 1 for i in cut[:-1])
+        assert all(chunks[i] == shape[i] for i in range(cut[-1] + 1, len(shape)))
 
 
 def test_written_variables_are_stored_in_one_chunk(tmp_path):
