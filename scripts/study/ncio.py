@@ -27,7 +27,9 @@ HOLD_ENV = "STUDY_HOLD_WRITES"
 # Largest uncompressed chunk of a stored variable. Every stage reads its inputs
 # whole, so a variable is one chunk up to this size; netCDF's own default cut
 # the many-dimensional result variables into thousands of tiny chunks, which
-# made reading a dataset 5-10 times slower than decompressing it.
+# made reading a dataset 5-10 times slower than decompressing it. Half the
+# netCDF library's default chunk cache (64 MiB), so a user's lazy slicing
+# decompresses a chunk once, not on every access.
 CHUNK_BYTES = 32 * 2**20
 
 
