@@ -30,6 +30,7 @@ CLUSTER_DIR = REPO / "scripts" / "cluster"
 PROFILE = "workflow/profiles/slurm"
 TEST_CONFIG = ".test/config/config.yaml"
 STATE = Path(os.environ.get("RVSCGD_SLURM_STATE", "/tmp/rvscgd-slurm"))
+ETC = Path(os.environ.get("RVSCGD_SLURM_ETC", "/etc/slurm"))  # as scripts/cluster/slurm-common.sh
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Seconds allowed for each Snakemake run; `timeout -k 10` kills a Snakemake that
 # ignores SIGTERM while it believes cluster jobs are running.
@@ -85,7 +86,7 @@ def slurm_cluster():
         # A slurm.conf left naming the stopped slurmctld makes every later Snakemake
         # start wait 9 s (the SLURM plugin's `scontrol show config` times out).
         assert stop.returncode == 0, stop.stderr
-        assert "removed /etc/slurm/slurm.conf" in stop.stdout, stop.stdout
+        assert f"removed {ETC / 'slurm.conf'}" in stop.stdout, stop.stdout
 
 
 def _copy_project(dest):
