@@ -251,12 +251,7 @@ def semantic_problems(config: dict) -> list[str]:
     """Checks a JSON schema cannot express, on a config with its defaults filled in."""
     problems = []
     sp = config["teacher"]["sparsity"]
-    too_small = []
-    for n in config["dims"]["n"]:
-        try:
-            teacher_sparsity(config, n)
-        except ValueError:
-            too_small.append(n)
+    too_small = too_small_for_teacher(config, config["dims"]["n"])
     if too_small:
         problems.append(
             f"teacher.sparsity = {sp!r}: more nonzeros than n = {min(too_small)} features "
@@ -309,15 +304,21 @@ def semantic_problems(config: dict) -> list[str]:
     return problems
 
 
-def sparsity_fits(key: str, config: dict, ns) -> list[str]:
-    """The problem, if any, of a block's dimensions ``ns`` (config ``key``) too
-    small for the teacher's nonzeros."""
+def too_small_for_teacher(config: dict, ns) -> list[int]:
+    """The dimensions of ``ns`` with fewer features than the teacher's nonzeros."""
     small = []
     for n in ns:
         try:
             teacher_sparsity(config, n)
         except ValueError:
             small.append(n)
+    return small
+
+
+def sparsity_fits(key: str, config: dict, ns) -> list[str]:
+    """The problem, if any, of a block's dimensions ``ns`` (config ``key``) too
+    small for the teacher's nonzeros."""
+    small = too_small_for_teacher(config, ns)
     if not small:
         return []
     sp = config["teacher"]["sparsity"]
