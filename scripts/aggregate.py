@@ -28,7 +28,7 @@ ds = combine(cells, snakemake.config, mode)
 diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
 trained = int((ds["status"] >= 0).sum())  # not the baselines' untrained grid points (status -1)
 ds.attrs.update(runs_total=trained, runs_diverged=diverged, runs_not_trained=int(ds["status"].size) - trained)
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 print(f"{mode}: {len(cells)} cells, dims {dict(ds.sizes)}", file=sys.stderr)
 if diverged:
     print(

@@ -15,12 +15,12 @@ from study.basins import OUTCOMES, combine  # noqa: E402
 
 parts = [
     open_checked(path, required_vars=("status", *OUTCOMES), required_dims=("start", "setting"))
-    for path in snakemake.input
+    for path in snakemake.input.train
 ]
 ds = combine(parts, snakemake.config)
 diverged = int((ds["status"] == STATUS.index("diverged")).sum())
 ds.attrs.update(runs_total=int(ds["status"].size), runs_diverged=diverged)
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 print(f"basins: {len(parts)} cells, dims {dict(ds.sizes)}, diverged {diverged}", file=sys.stderr)
 if diverged:
     print(f"WARNING: {diverged} of {ds['status'].size} basin runs diverged (NaN weights)", file=sys.stderr)

@@ -20,7 +20,7 @@ for path in snakemake.input.train:
     cell.attrs = {}
     cells.append(cell)
 ds = combine(cells, snakemake.config, {"train": data.sizes["train_item"], "test": data.sizes["test_item"]})
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 mean = ds.mean("seed")
 print(
     f"digits: {ds.sizes['seed']} seeds; float ReLU {float(mean['acc_relu']):.3f}, dense binary "

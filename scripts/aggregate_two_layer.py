@@ -15,12 +15,12 @@ from study.two_layer import combine  # noqa: E402
 
 parts = [
     open_checked(path, required_vars=("loss", "status", "w_final", "v_final"), required_dims=("step", "mode"))
-    for path in snakemake.input
+    for path in snakemake.input.train
 ]
 ds = combine(parts, snakemake.config)
 counts = {name: int((ds["status"] == i).sum()) for i, name in enumerate(STATUS)}
 ds.attrs.update(runs_total=int(ds["status"].size), **{f"runs_{name}": c for name, c in counts.items()})
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 print(f"two_layer: {len(parts)} cells, dims {dict(ds.sizes)}, status {counts}", file=sys.stderr)
 if counts["diverged"]:
     total = ds["status"].size

@@ -20,7 +20,7 @@ from study.digits import make_data  # noqa: E402
 digits = load_digits()  # bundled with scikit-learn: no download
 ds = make_data(snakemake.config, digits.images, digits.target)
 print(f"digits: {ds.sizes['train_item']} train / {ds.sizes['test_item']} test images per seed", file=sys.stderr)
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 ds.attrs["scikit_learn_version"] = sklearn.__version__  # the images come from its bundled copy
 write_netcdf(ds, snakemake.output[0])
 print(f"cpu {time.process_time():.2f} s (this job's process, start-up included)", file=sys.stderr)

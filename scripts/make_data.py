@@ -21,5 +21,7 @@ data = make_data_cell(snakemake.config, int(wc.n), int(wc.k), int(wc.seed))
 limits = predict_limits_cell(snakemake.config, data)
 print(f"stable fixed points predicted per grid point: max {int(limits.n_limits.max())}", file=sys.stderr)
 for ds, path in ((data, snakemake.output.data), (limits, snakemake.output.limits)):
-    ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+    ds.attrs.update(
+        provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code)
+    )
     write_netcdf(ds, path)

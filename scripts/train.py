@@ -24,5 +24,5 @@ counts = ", ".join(f"{name} {int(np.sum(status == code))}" for code, name in enu
 if np.any(status < 0):  # baselines off their slice (study.grid.BASELINE_SLICE)
     counts += f", not_trained {int(np.sum(status < 0))}"
 print(f"{wc.mode} n={wc.n} k={wc.k} seed={wc.seed}: {status.size} runs, {counts}", file=sys.stderr)
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 write_netcdf(ds, snakemake.output[0])

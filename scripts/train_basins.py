@@ -18,5 +18,5 @@ for setting in ds["setting"].values:
     sub = ds.sel(setting=setting)
     shares = ", ".join(f"{q} {float(sub[q].mean()):.2f}" for q in OUTCOMES)
     print(f"basins {setting} n={wc.n} k={wc.k} seed={wc.seed}: {sub['status'].size} runs, {shares}", file=sys.stderr)
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 write_netcdf(ds, snakemake.output[0])

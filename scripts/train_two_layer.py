@@ -21,5 +21,5 @@ for mode in ds["mode"].values:
     status = ds["status"].sel(mode=mode).values.ravel()
     counts = ", ".join(f"{name} {int(np.sum(status == i))}" for i, name in enumerate(STATUS))
     print(f"two_layer {mode} n={wc.n} k={wc.k} seed={wc.seed}: {status.size} runs, {counts}", file=sys.stderr)
-ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items())))
+ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
 write_netcdf(ds, snakemake.output[0])

@@ -17,7 +17,8 @@ Public names (stable; see each docstring):
   issue 12 (``patches``, ``make_digit_runs``, ``train``, ``accuracy``, ...)
 """
 
-from . import digits, theory  # noqa: F401 - the submodules, by their own names
+import importlib
+
 from .engine import (
     GRADIENT_MODES,
     METHODS,
@@ -47,6 +48,18 @@ from .penalties import PENALTIES, penalty_value, prox, threshold
 from .rates import linear_rate, predicted_steps
 
 __version__ = "0.1.0"
+
+# Loaded on first use (``rvscgd.theory``, ``from rvscgd import digits``), not
+# with the package: a job that trains never runs them, so editing them reruns
+# only the jobs and figures that use them (study.sources).
+_SUBMODULES = ("digits", "theory")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "GRADIENT_MODES",

@@ -3,11 +3,12 @@ package versions, without time or paths (same inputs, same file)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
+from collections.abc import Iterable
 from importlib import metadata
-from pathlib import Path
+
+from .sources import code_digest
 
 PACKAGES = ("numpy", "scipy", "xarray", "netCDF4", "pandas", "matplotlib", "seaborn", "snakemake")
 
@@ -26,18 +27,7 @@ REFERENCES = (
 )
 
 
-def code_digest() -> str:
-    """sha256 over the library's source (rvscgd and study), path-independent."""
-    h = hashlib.sha256()
-    root = Path(__file__).resolve().parent.parent
-    for pkg in ("rvscgd", "study"):
-        for f in sorted((root / pkg).glob("*.py")):
-            h.update(f"{pkg}/{f.name}".encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def provenance(config: dict, rule: str | None = None, wildcards: dict | None = None) -> dict:
+def provenance(config: dict, rule: str | None, wildcards: dict | None, code: Iterable) -> dict:
     """Global attributes: config, code version, package versions and the CF
     ones (``Conventions``, ``history``, ``source``, ``references``); no time,
     no paths, so the same inputs give the same file.
@@ -50,6 +40,9 @@ def provenance(config: dict, rule: str | None = None, wildcards: dict | None = N
         The Snakemake rule that writes the file and its wildcards, named in
         ``history`` (CF asks for how the file was made; a timestamp would
         break bit-identical files, the code hash takes its place).
+    code : iterable of paths
+        The source files the job ran (its rule's ``code`` input,
+        ``study.sources.job_sources``): ``code_sha256`` is their digest.
     """
     versions = {}
     for pkg in PACKAGES:
@@ -57,7 +50,7 @@ def provenance(config: dict, rule: str | None = None, wildcards: dict | None = N
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = "not installed"
-    digest = code_digest()
+    digest = code_digest(code)
     made_by = "rvscgd study workflow"
     if rule is not None:
         where = ", ".join(f"{k}={v}" for k, v in (wildcards or {}).items())

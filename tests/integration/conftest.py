@@ -42,6 +42,12 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def clone_study(src: Path, dest: Path) -> Path:
+    """Copy a finished study, keeping mtimes and Snakemake's metadata."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
 def run_snakemake(workdir: Path, *args, configfile=TINY, check=True, timeout=600, env=None):
     """Run snakemake in workdir on the tiny config; return the CompletedProcess."""
     cmd = [*SNAKEMAKE, "--configfile", str(configfile), *args]

@@ -12,17 +12,11 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import ROOT, TINY, dry_run_jobs, local_env, run_snakemake
+from .conftest import ROOT, TINY, clone_study, dry_run_jobs, local_env, run_snakemake
 
 pytestmark = pytest.mark.slow
 
 IN_CI = os.environ.get("CI") == "true"
-
-
-def clone_study(src, dest):
-    """Copy a finished study, keeping mtimes and Snakemake's metadata."""
-    shutil.copytree(src, dest, symlinks=True)
-    return dest
 
 
 def test_datasets_are_labelled_and_complete(tiny_study):

@@ -3,6 +3,7 @@ rule aggregate:
         train=lambda wc: train_files(wc.mode),
         data=lambda wc: cell_files(wc.mode, "data"),
         limits=lambda wc: cell_files(wc.mode, "limits"),
+        code=job_code("aggregate.py"),
     output:
         f"{RESULTS}/datasets/{{mode}}.nc",
     log:

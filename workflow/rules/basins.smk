@@ -3,6 +3,8 @@
 
 
 rule train_basins:
+    input:
+        code=job_code("train_basins.py"),
     output:
         f"{RESULTS}/basins/train/{CELL}.nc",
     log:
@@ -33,7 +35,8 @@ rule train_basins:
 
 rule aggregate_basins:
     input:
-        lambda wc: basin_train_files(),
+        train=lambda wc: basin_train_files(),
+        code=job_code("aggregate_basins.py"),
     output:
         f"{RESULTS}/datasets/basins.nc",
     log:

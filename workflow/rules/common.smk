@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 
 from study import config as study_config  # noqa: E402
 from study.grid import MODES, basin_cells, cells, two_layer_cells  # noqa: E402
+from study.sources import job_sources  # noqa: E402
 from study.locks import (  # noqa: E402
     clear_stale_lock,
     persistence_backend,
@@ -96,3 +97,18 @@ def datasets_all():
 def train_params(wildcards):
     """What a training cell depends on: changing one mode's settings retrains only that mode."""
     return canonical(config["grid"], config[wildcards.mode], config["trace_points"])
+
+
+# ---- code inputs: the cache follows the code --------------------------------
+# A rule's `code` input is the code its job runs: the glue script and every
+# project module it imports, directly or not (study.sources reads the imports),
+# so editing a module reruns exactly the jobs that run it, and nothing else.
+# Relative to the working directory, as Snakemake records inputs: an absolute
+# path would make a moved or copied study look changed and rerun everything.
+SCRIPTS = Path(os.path.relpath(Path(workflow.basedir).parent / "scripts"))
+
+
+def job_code(*entries):
+    """The code a rule's job runs: its glue script and the modules it imports
+    (entries: study.sources.job_sources), as paths for the rule's input."""
+    return [str(SCRIPTS / f) for f in job_sources(*entries)]

@@ -1,4 +1,6 @@
 rule make_data:
+    input:
+        code=job_code("make_data.py"),
     output:
         data=f"{RESULTS}/data/{CELL}.nc",
         limits=f"{RESULTS}/limits/{CELL}.nc",

@@ -7,6 +7,8 @@
 
 
 rule digits_data:
+    input:
+        code=job_code("digits_data.py"),
     output:
         DIGITS_DATA,
     log:
@@ -26,7 +28,8 @@ rule digits_data:
 
 rule digits_train:
     input:
-        DIGITS_DATA,
+        data=DIGITS_DATA,
+        code=job_code("digits_train.py"),
     output:
         DIGITS_TRAIN,
     log:
@@ -49,6 +52,7 @@ rule aggregate_digits:
     input:
         data=DIGITS_DATA,
         train=digits_train_files(),
+        code=job_code("aggregate_digits.py"),
     output:
         f"{RESULTS}/datasets/digits.nc",
     log:

@@ -1,15 +1,12 @@
 # ---- figure helpers (the rules are in figures.smk) --------------------------
 # The figures and what each uses: scripts/study/figures/registry.py; what each
 # shows and which config keys steer it: docs/figures.md. A figure's rule reads
-# its datasets, its own module, the shared modules it imports and the style
-# (restyling re-renders every figure, editing a figure only that one, editing a
-# shared module the figures that use it) and gets its block of config["figures"].
+# its datasets and the code it runs (figure_code: its own module and what it
+# imports, the style included: restyling re-renders every figure, editing a
+# figure only that one, editing a shared module the figures that use it) and
+# gets its block of config["figures"].
 
-from study.figures.registry import FIGURES, modules  # noqa: E402
-
-# Relative to the working directory, as Snakemake records inputs: an absolute
-# path would make a moved or copied study look changed and re-render every figure.
-STUDY_CODE = Path(os.path.relpath(Path(workflow.basedir).parent / "scripts" / "study"))
+from study.figures.registry import FIGURES  # noqa: E402
 
 
 def figure_params(name):
@@ -43,11 +40,10 @@ def available_datasets():
 
 
 def figure_code(name):
-    """The code a figure's output depends on: its module, the shared modules it
-    imports (registry.modules) and the style."""
-    return [str(STUDY_CODE / "figures" / f"{m}.py") for m in modules(name)] + [
-        str(STUDY_CODE / "style.py")
-    ]
+    """The code a figure's output depends on: the drawing script, the figure's
+    module and everything they import (the shared figure modules, the style,
+    the rvscgd modules that compute theory while drawing): job_code."""
+    return job_code("plot_figure.py", f"study.figures.{name}")
 
 
 def figure_output(name, ext):

@@ -2,6 +2,7 @@ rule train:
     input:
         data=f"{RESULTS}/data/{CELL}.nc",
         limits=f"{RESULTS}/limits/{CELL}.nc",
+        code=job_code("train.py"),
     output:
         f"{RESULTS}/train/{{mode}}/{CELL}.nc",
     log:

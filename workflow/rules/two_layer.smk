@@ -3,6 +3,8 @@
 
 
 rule train_two_layer:
+    input:
+        code=job_code("train_two_layer.py"),
     output:
         f"{RESULTS}/two_layer/train/{CELL}.nc",
     log:
@@ -32,7 +34,8 @@ rule train_two_layer:
 
 rule aggregate_two_layer:
     input:
-        lambda wc: two_layer_train_files(),
+        train=lambda wc: two_layer_train_files(),
+        code=job_code("aggregate_two_layer.py"),
     output:
         f"{RESULTS}/datasets/two_layer.nc",
     log:

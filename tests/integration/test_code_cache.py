@@ -1,0 +1,124 @@
+"""The cache follows the code (issue 20): each rule's code inputs are the
+project modules its job imports, so an edit reruns exactly the jobs that run
+the edited code, and what depends on their outputs. Snakemake 9 compares
+content, so each case edits a file (a bare touch reruns nothing)."""
+
+from __future__ import annotations
+
+import pytest
+import xarray as xr
+import yaml
+
+from .conftest import TINY, clone_study, copy_project, dry_run_jobs, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+CFG = yaml.safe_load(TINY.read_text())
+N_CELLS = len(CFG["dims"]["n"]) * len(CFG["dims"]["k"]) * len(CFG["seeds"])
+N_BASIN_CELLS = len(CFG["basins"]["n"]) * len(CFG["basins"]["k"]) * len(CFG["basins"]["seeds"])
+
+
+def edit(work, rel: str) -> None:
+    """Change a source file's content (one comment line appended)."""
+    path = work / "scripts" / rel
+    path.write_text(path.read_text() + "\n# edited\n")
+
+
+@pytest.fixture(scope="module")
+def every_job(tmp_path_factory) -> dict[str, int]:
+    """{rule: jobs} of the tiny study from scratch."""
+    return dry_run_jobs(copy_project(tmp_path_factory.mktemp("fresh")))
+
+
+def figures(jobs: dict[str, int]) -> dict[str, int]:
+    return {rule: n for rule, n in jobs.items() if rule.startswith("fig_")}
+
+
+def test_editing_the_engine_reruns_every_job(tiny_study, tmp_path, every_job):
+    """Every job imports rvscgd, whose package runs engine.py: all of them rerun."""
+    work = clone_study(tiny_study, tmp_path / "w")
+    edit(work, "rvscgd/engine.py")
+    jobs = dry_run_jobs(work)
+    assert jobs == every_job
+    assert jobs["train"] == 2 * N_CELLS and jobs["make_data"] == N_CELLS
+
+
+def test_editing_the_theory_reruns_its_users_only(tiny_study, tmp_path, every_job):
+    """rvscgd/theory.py: the basin study (it classifies limits by region) and
+    the figures (stats computes the error bound while drawing); no training
+    of the Gaussian grid, the two-layer model or the digits."""
+    work = clone_study(tiny_study, tmp_path / "w")
+    edit(work, "rvscgd/theory.py")
+    jobs = dry_run_jobs(work)
+    assert figures(jobs) == figures(every_job)
+    assert {r: n for r, n in jobs.items() if not r.startswith("fig_")} == {
+        "train_basins": N_BASIN_CELLS,
+        "aggregate_basins": 1,
+        "all": 1,
+    }
+
+
+def test_editing_the_cells_module_reruns_the_gaussian_cells_and_the_basins(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    edit(work, "study/cells.py")
+    jobs = dry_run_jobs(work)
+    assert {r: jobs.get(r) for r in ("make_data", "train", "aggregate", "train_basins", "aggregate_basins")} == {
+        "make_data": N_CELLS,
+        "train": 2 * N_CELLS,
+        "aggregate": 2,
+        "train_basins": N_BASIN_CELLS,
+        "aggregate_basins": 1,
+    }
+    assert not {"train_two_layer", "aggregate_two_layer", "digits_data", "digits_train", "aggregate_digits"} & set(jobs)
+    assert "fig_digits" not in jobs and "fig_two_layer" not in jobs and "fig_convergence" in jobs
+
+
+@pytest.mark.parametrize("rel", ["rvscgd/bench.py", "study/plan.py"])
+def test_editing_a_module_no_job_imports_reruns_nothing(tiny_study, tmp_path, rel):
+    work = clone_study(tiny_study, tmp_path / "w")
+    edit(work, rel)
+    proc = run_snakemake(work, "--dry-run", "--cores", "1")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_bare_touch_reruns_nothing(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    (work / "scripts" / "rvscgd" / "engine.py").touch()
+    proc = run_snakemake(work, "--dry-run", "--cores", "1")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_touch_keeps_the_results_after_a_cosmetic_edit(tiny_study, tmp_path):
+    """The documented way (docs/guarantees.md): `snakemake --touch` marks every
+    output up to date without running a job, so a change known to be cosmetic
+    does not recompute the study; the files keep their bytes."""
+    work = clone_study(tiny_study, tmp_path / "w")
+    datasets = sorted((work / "results" / "datasets").glob("*.nc"))
+    before = {p.name: p.read_bytes() for p in datasets}
+    edit(work, "rvscgd/engine.py")
+    assert dry_run_jobs(work)["train"] == 2 * N_CELLS
+    run_snakemake(work, "--touch", "--cores", "1")
+    proc = run_snakemake(work, "--dry-run", "--cores", "1")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert {p.name: p.read_bytes() for p in datasets} == before
+
+
+def test_the_code_digest_covers_the_code_the_job_ran(tiny_study):
+    """code_sha256 of each dataset is the digest of its rule's code input: a
+    digest per job, not one over the whole tree."""
+    from study.sources import ROOT, code_digest, job_sources
+
+    digests = {}
+    for name, glue in (
+        ("population", "aggregate.py"),
+        ("two_layer", "aggregate_two_layer.py"),
+        ("basins", "aggregate_basins.py"),
+        ("digits", "aggregate_digits.py"),
+    ):
+        with xr.open_dataset(tiny_study / "results" / "datasets" / f"{name}.nc") as ds:
+            digests[name] = ds.attrs["code_sha256"]
+        assert digests[name] == code_digest(ROOT / f for f in job_sources(glue)), name
+    assert len(set(digests.values())) == len(digests)
+    train = next((tiny_study / "results" / "train" / "population").glob("*.nc"))
+    with xr.open_dataset(train) as ds:
+        assert ds.attrs["code_sha256"] == code_digest(ROOT / f for f in job_sources("train.py"))
