@@ -12,8 +12,8 @@ they share the cell's input stream (common random numbers). RVSCGD as the
 method: relu STE, normalisation on (the setting of the fixed-point theory).
 
 Which fixed point a run reached is decided by matching its final state to the
-enumerated fixed points (``study.aggregate.match_runs``, the study's one
-definition); support recovery by ``study.aggregate.support_metrics``.
+enumerated fixed points (``study.matching.match_runs``, the study's one
+definition); support recovery by ``study.matching.support_metrics``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,14 @@ import xarray as xr
 import rvscgd
 from rvscgd import theory
 
-from .aggregate import LIMIT_KINDS, lam_attrs, match_runs, sort_grid, support_metrics
 from .cells import make_data_cell, predict_limits_cell
-from .grid import basin_cells, lam_effective, relu_constant, seed_sequence_key
+from .grid import basin_cells
+from .labels import status_attrs
+from .matching import limit_kind_attrs, match_runs, support_metrics
+from .seeds import rng, seed_sequence
+from .stacking import sort_grid, stack_cells
+from .starts import at_angle, orthogonal_direction
+from .units import lam_attrs, lam_effective, relu_constant
 
 cells = basin_cells  # the cells of the basin study
 
@@ -83,19 +88,14 @@ def starts(config: dict, n: int, k: int, seed: int, w_star: np.ndarray) -> np.nd
     direction orthogonal to w*. From the cell's own stream (purpose
     ``basin_starts``): bit-reproducible, independent of every other draw."""
     lo, hi = (float(x) * np.pi for x in config["basins"]["adversarial_angle"])
-    rng = np.random.Generator(
-        np.random.PCG64(np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "basin_starts")))
-    )
+    draw = rng(config, n, k, seed, "basin_starts")
     out = []
     for kind in start_kinds(config):
         if kind == "random":
-            w0 = rng.standard_normal(n)
+            w0 = draw.standard_normal(n)
         else:
-            e = rng.standard_normal(n)
-            e -= (e @ w_star) * w_star
-            e /= np.linalg.norm(e)
-            theta = lo + (hi - lo) * rng.random()  # in [lo, hi)
-            w0 = np.cos(theta) * w_star + np.sin(theta) * e
+            e = orthogonal_direction(w_star, draw)
+            w0 = at_angle(w_star, e, lo + (hi - lo) * draw.random())  # angle in [lo, hi)
         out.append(w0 / np.linalg.norm(w0))
     return np.stack(out)
 
@@ -139,7 +139,7 @@ def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.
         if mode == "empirical":
             kwargs = {
                 "batch_size": B,
-                "seed": np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream")),
+                "seed": seed_sequence(config, n, k, seed, "stream"),
                 "precision": config["empirical"]["precision"],
                 "sample_threads": max(threads, 1) if threads > 1 else 0,
             }
@@ -208,7 +208,7 @@ def _setting_dataset(res, shape, coords, n, data, limits, tol) -> xr.Dataset:
         {
             "w_final": (dims + ("feature",), res.w_final.reshape(shape + (n,)), {"long_name": "final w"}),
             "u_final": (dims + ("feature",), res.u_final.reshape(shape + (n,)), {"long_name": "final u = prox(w)"}),
-            "status": (dims, res.status.reshape(shape), _status_attrs()),
+            "status": (dims, res.status.reshape(shape), status_attrs(rvscgd.STATUS)),
             "steps_run": (dims, res.steps_run.reshape(shape), {"long_name": "steps taken", "units": "1"}),
         },
         coords={"start": np.arange(shape[0]), **{d: coords[d] for d in GRID_DIMS}},
@@ -218,16 +218,7 @@ def _setting_dataset(res, shape, coords, n, data, limits, tol) -> xr.Dataset:
     mdims = m.pop("dims")
     kind = xr.DataArray(m["limit_kind"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
     best = xr.DataArray(m["limit_best"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
-    ds["limit_kind"] = (
-        kind.dims,
-        kind.values,
-        {
-            "long_name": "which predicted object the run ended on",
-            "flag_values": np.array(list(LIMIT_KINDS.values()), dtype=np.int8),
-            "flag_meanings": " ".join(LIMIT_KINDS),
-            "match_tol": float(tol),
-        },
-    )
+    ds["limit_kind"] = (kind.dims, kind.values, limit_kind_attrs(tol))
     valid = ds["u_final"].notnull().all("feature")
     ds["reached_best"] = xr.DataArray(best.values.astype(float), dims=best.dims).where(valid.values)
     w_star = xr.DataArray(data["w_star"].values, dims="feature")
@@ -238,25 +229,9 @@ def _setting_dataset(res, shape, coords, n, data, limits, tol) -> xr.Dataset:
     return ds.drop_vars(["start", *GRID_DIMS])
 
 
-def _status_attrs() -> dict:
-    return {
-        "long_name": "how the run ended",
-        "flag_values": np.array([0, 1, 2], dtype=np.int8),
-        "flag_meanings": " ".join(rvscgd.STATUS),
-    }
-
-
 def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
     """Stack cells along n, k, seed (NaN-padding features beyond n)."""
-    n_max = max(int(p.sizes["feature"]) for p in parts)
-    stacked = []
-    for p in parts:
-        q = p.pad(feature=(0, n_max - p.sizes["feature"]))
-        q = q.expand_dims({"n": [int(p.attrs["n"])], "k": [int(p.attrs["k"])], "seed": [int(p.attrs["seed"])]})
-        q.attrs = {}
-        stacked.append(q)
-    ds = xr.combine_by_coords(stacked, combine_attrs="drop_conflicts", join="outer")
-    ds = ds.assign_coords(feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}))
+    ds = stack_cells(parts)
     ks = [int(k) for k in ds["k"].values]
     ds["c"] = ("k", [relu_constant(k) for k in ks], {"long_name": "relu coarse-gradient constant c(k)", "units": "1"})
     ds["beta_over_c"] = (

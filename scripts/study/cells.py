@@ -8,15 +8,10 @@ import xarray as xr
 
 import rvscgd
 
-from .grid import (
-    RUN_DIMS,
-    eta_effective,
-    lam_effective,
-    run_coords,
-    seed_sequence_key,
-    teacher_sparsity,
-    trained_runs,
-)
+from .grid import RUN_DIMS, run_coords, teacher_sparsity, trained_runs
+from .labels import status_attrs
+from .seeds import rng, seed_sequence
+from .units import eta_effective, lam_effective
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
 TRACE_VARS = {
@@ -26,27 +21,17 @@ TRACE_VARS = {
     "sparsity_u": ("fraction of zero entries of u^t", "1"),
     "dist_wbar": ("distance ||w^t - w_bar|| to the predicted limit (stable fixed point nearest w*)", "1"),
 }
-STATUS_ATTRS = {
-    "long_name": "how the run ended",
-    "flag_values": np.array([0, 1, 2], dtype=np.int8),
-    "flag_meanings": " ".join(rvscgd.STATUS),
-}
+STATUS_ATTRS = status_attrs(rvscgd.STATUS)
 # With baselines: a grid point a baseline is not trained on (grid.BASELINE_SLICE).
 NOT_TRAINED = -1
-
-
-def _rng(config, n, k, seed, purpose):
-    return np.random.Generator(
-        np.random.PCG64(np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, purpose)))
-    )
 
 
 def make_data_cell(config: dict, n: int, k: int, seed: int) -> xr.Dataset:
     """Teacher w*, start w0 (shared by all runs of the cell) and the seed of
     the fixed training set (regenerated on demand: cheaper than storing it)."""
     s = teacher_sparsity(config, n)
-    w_star = rvscgd.make_teacher(n, s, _rng(config, n, k, seed, "teacher"), config["teacher"]["min_abs"])
-    w0 = _rng(config, n, k, seed, "start").standard_normal(n)
+    w_star = rvscgd.make_teacher(n, s, rng(config, n, k, seed, "teacher"), config["teacher"]["min_abs"])
+    w0 = rng(config, n, k, seed, "start").standard_normal(n)
     w0 /= np.linalg.norm(w0)
     feature = np.arange(n)
     ds = xr.Dataset(
@@ -227,11 +212,11 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
 
     def empirical(sigma):
         if config["empirical"]["sampling"] == "fresh":
-            stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "stream"))
+            stream = seed_sequence(config, n, k, seed, "stream")
             sizes = [int(b) for b in config["empirical"]["batch_size"]]
             ds = xr.concat([one("fresh", stream, batch_size=b, label_noise=sigma) for b in sizes], dim="batch_size")
             return ds.assign_coords(batch_size=("batch_size", sizes, {"long_name": "inputs per step B"})), "fresh"
-        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "train_set"))
+        stream = seed_sequence(config, n, k, seed, "train_set")
         m = int(config["empirical"]["train_size"])
         ds = one("fixed", stream, train_size=m, label_noise=sigma).expand_dims(batch_size=[m])
         ds["batch_size"].attrs["long_name"] = "fixed training set size m (full batch)"

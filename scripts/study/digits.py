@@ -14,6 +14,7 @@ import xarray as xr
 from rvscgd import digits as D
 
 from .config import DIGITS_SIDE as SIDE
+from .seeds import generator
 
 # SeedSequence spawn keys of the digits part: (DIGITS_KEY, seed, purpose).
 # Three entries, so they can never equal a Gaussian cell's (n, k, seed, purpose).
@@ -28,10 +29,6 @@ def seed_key(config: dict, seed: int, purpose: str) -> dict:
     return {"entropy": int(config["seed"]), "spawn_key": (DIGITS_KEY, int(seed), PURPOSE[purpose])}
 
 
-def _rng(config, seed, purpose):
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(**seed_key(config, seed, purpose))))
-
-
 def make_split(config: dict, seed: int, images: np.ndarray, labels: np.ndarray) -> xr.Dataset:
     """One seed's train/test split of the images (drawn from the seed) and its
     standardised pixels (mean and scale from the training part only).
@@ -40,7 +37,7 @@ def make_split(config: dict, seed: int, images: np.ndarray, labels: np.ndarray) 
     """
     x = np.asarray(images, dtype=float).reshape(len(images), -1)
     y = np.asarray(labels).astype(np.int64)
-    train, test = D.split_indices(len(x), config["digits"]["test_fraction"], _rng(config, seed, "split"))
+    train, test = D.split_indices(len(x), config["digits"]["test_fraction"], generator(seed_key(config, seed, "split")))
     x_train, x_test, mean, scale = D.standardise(x[train], x[test])
     pixel = {"long_name": "pixel index (row-major in the 8 x 8 image)"}
     return xr.Dataset(
@@ -105,7 +102,7 @@ def train_cell(config: dict, split: xr.Dataset) -> xr.Dataset:
     ytr, yte = split["y_train"].values.astype(np.int64), split["y_test"].values.astype(np.int64)
     runs, dense, index, relu = grid_runs(dcfg)
     binary = runs.activation == "binary"
-    W0 = D.init_params(_rng(config, seed, "init"), Ztr.shape[2], dcfg["filters"])
+    W0 = D.init_params(generator(seed_key(config, seed, "init")), Ztr.shape[2], dcfg["filters"])
     steps = int(dcfg["steps"])
     record = np.unique(np.round(np.linspace(0, steps, min(steps, 20) + 1)).astype(int))
     res = D.train(

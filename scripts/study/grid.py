@@ -7,7 +7,8 @@ the Snakefile can use them at parse time without numpy-heavy work.
 from __future__ import annotations
 
 import itertools
-import math
+
+from .units import eta_effective, lam_effective
 
 # Coordinates of one training batch (a cell), in the order of the flattened runs;
 # method first, so the RVSCGD runs come first and in the order of a study without baselines.
@@ -17,19 +18,6 @@ RUN_DIMS = ("method", "penalty", "lam", "beta", "eta", "ste", "normalise")
 BASELINE_SLICE = {"normalise": True, "ste": "relu"}
 MODES = ("population", "empirical")
 
-# SeedSequence spawn-key purposes: each random object has its own stream.
-PURPOSE = {
-    "teacher": 0,
-    "start": 1,
-    "stream": 2,
-    "train_set": 3,
-    "limit_starts": 4,
-    "two_layer_v_star": 5,
-    "two_layer_starts": 6,
-    "two_layer_stream": 7,
-    "basin_starts": 8,
-}
-
 
 def teacher_sparsity(config: dict, n: int) -> int:
     """Nonzeros s of w* for dimension n: a count (int >= 1) or a fraction of n (0 < x < 1)."""
@@ -38,52 +26,6 @@ def teacher_sparsity(config: dict, n: int) -> int:
     if s > n:
         raise ValueError(f"teacher.sparsity={value!r} gives s={s} > n={n}: s must be <= n")
     return s
-
-
-def relu_constant(k: int) -> float:
-    """c(k) = 1 / (2 k sqrt(2 pi)), the relu expected-coarse-gradient constant."""
-    return 1.0 / (2.0 * k * math.sqrt(2.0 * math.pi))
-
-
-def lam_from_threshold(theta: float, penalty: str, beta: float, a: float = 1.0) -> float:
-    """The lambda whose prox threshold (docs/theory.md section 3) is ``theta``:
-    l0 ``sqrt(2 lam/beta)``, l1 ``lam/beta``, TL1 ``(a+1) t/a`` for
-    ``t <= a^2/(2(a+1))`` (threshold <= a/2), else ``sqrt(2 t (a+1)) - a/2``."""
-    theta = float(theta)
-    if penalty == "l0":
-        t = theta * theta / 2.0
-    elif penalty == "l1":
-        t = theta
-    elif penalty == "tl1":
-        t = a * theta / (a + 1.0) if theta <= a / 2.0 else (theta + a / 2.0) ** 2 / (2.0 * (a + 1.0))
-    else:
-        raise ValueError(f"penalty must be l0, l1 or tl1, got {penalty!r}")
-    return float(beta) * t
-
-
-def lam_effective(config: dict, lam: float, k: int, penalty: str | None = None, beta: float | None = None) -> float:
-    """The lambda the algorithm uses: the configured value (``absolute``), that
-    times c(k) (``relative_to_c``), or (``threshold``) the lambda whose prox
-    threshold for ``penalty`` and ``beta`` is the configured value, so every
-    penalty thresholds at the same magnitude."""
-    units = config["grid"]["lam_units"]
-    if units == "relative_to_c":
-        return lam * relu_constant(k)
-    if units == "threshold":
-        if penalty is None or beta is None:
-            raise ValueError("lam_units 'threshold' needs the penalty and beta of the run (penalty=None or beta=None)")
-        return lam_from_threshold(lam, penalty, beta, config["grid"].get("tl1_a", 1.0))
-    return float(lam)
-
-
-def eta_effective(config: dict, run: dict, k: int) -> float:
-    """The step size the engine uses: the run's eta, except for iht when
-    ``grid.iht_eta`` is set (in units of 1/c(k): hard thresholding needs a
-    step near 1/c to change the support)."""
-    iht_eta = config["grid"].get("iht_eta")
-    if run["method"] == "iht" and iht_eta is not None:
-        return float(iht_eta) / relu_constant(k)
-    return float(run["eta"])
 
 
 def run_coords(config: dict) -> dict:
@@ -182,12 +124,3 @@ def basin_cells(config: dict) -> list[dict]:
     if not c.get("enabled", False):
         return []
     return [{"n": n, "k": k, "seed": seed} for n in c["n"] for k in c["k"] for seed in c["seeds"]]
-
-
-def seed_sequence_key(config: dict, n: int, k: int, seed: int, purpose: str) -> dict:
-    """Arguments of numpy.random.SeedSequence for one random object of a cell.
-
-    The key is the cell's coordinates, never the job order, so results do
-    not depend on cores, scheduling or which cells exist.
-    """
-    return {"entropy": int(config["seed"]), "spawn_key": (int(n), int(k), int(seed), PURPOSE[purpose])}

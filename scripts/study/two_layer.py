@@ -19,8 +19,13 @@ import rvscgd
 from rvscgd import two_layer as tl
 from rvscgd import two_layer_train
 
-from .aggregate import lam_attrs, sort_grid, support_metrics
-from .grid import coords_of, lam_effective, relu_constant, seed_sequence_key, teacher_sparsity, two_layer_cells
+from .grid import coords_of, teacher_sparsity, two_layer_cells
+from .labels import SUPPORT_LONG_NAMES, status_attrs
+from .matching import support_metrics
+from .seeds import rng, seed_sequence
+from .stacking import sort_grid, stack_cells
+from .starts import at_angle, orthogonal_direction
+from .units import lam_attrs, lam_effective, relu_constant
 
 cells = two_layer_cells  # the cells of the two-layer study
 
@@ -34,11 +39,9 @@ TRACES = {
     "dist_v": ("distance ||v^t - v*|| of the second layer", "1"),
     "sparsity_u": ("fraction of zero entries of u^t", "1"),
 }
-STATUS_ATTRS = {
-    "long_name": "how the run ended (docs/two_layer.md: converged, max_steps, diverged, oscillating)",
-    "flag_values": np.arange(len(two_layer_train.STATUS), dtype=np.int8),
-    "flag_meanings": " ".join(two_layer_train.STATUS),
-}
+STATUS_ATTRS = status_attrs(
+    two_layer_train.STATUS, "how the run ended (docs/two_layer.md: converged, max_steps, diverged, oscillating)"
+)
 
 
 def grid_coords(config: dict) -> dict:
@@ -50,19 +53,13 @@ def start_kinds(config: dict) -> list[str]:
     return ["random"] * int(s["random"]) + ["near_spurious"] * int(s["near_spurious"])
 
 
-def _rng(config, n, k, seed, purpose):
-    return np.random.Generator(
-        np.random.PCG64(np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, purpose)))
-    )
-
-
 def teacher(config: dict, n: int, k: int, seed: int):
     """(w*, v*) of a cell: w* exactly the one-layer cell's (same seed key)."""
     w_star = rvscgd.make_teacher(
-        n, teacher_sparsity(config, n), _rng(config, n, k, seed, "teacher"), config["teacher"]["min_abs"]
+        n, teacher_sparsity(config, n), rng(config, n, k, seed, "teacher"), config["teacher"]["min_abs"]
     )
     rule = config["two_layer"]["v_star"]
-    v_star = tl.make_v_star(k, rule["rule"], _rng(config, n, k, seed, "two_layer_v_star"), rule["scale"])
+    v_star = tl.make_v_star(k, rule["rule"], rng(config, n, k, seed, "two_layer_v_star"), rule["scale"])
     return w_star, v_star
 
 
@@ -72,20 +69,16 @@ def starts(config: dict, n: int, k: int, seed: int, w_star, v_star):
     starts with w0 at angle pi - spurious_angle from w* (random direction)
     and v0 = spurious_v(v*) + spurious_v_noise N(0, I_k)."""
     s = config["two_layer"]["starts"]
-    rng = _rng(config, n, k, seed, "two_layer_starts")
+    draw = rng(config, n, k, seed, "two_layer_starts")
     W0, V0 = [], []
     for kind in start_kinds(config):
         if kind == "random":
-            w0 = rng.standard_normal(n)
+            w0 = draw.standard_normal(n)
             w0 /= np.linalg.norm(w0)
-            v0 = s["v0_scale"] * rng.standard_normal(k)
+            v0 = s["v0_scale"] * draw.standard_normal(k)
         else:
-            e = rng.standard_normal(n)
-            e -= (e @ w_star) * w_star
-            e /= np.linalg.norm(e)
-            a = np.pi - s["spurious_angle"]
-            w0 = np.cos(a) * w_star + np.sin(a) * e
-            v0 = tl.spurious_v(v_star) + s["spurious_v_noise"] * rng.standard_normal(k)
+            w0 = at_angle(w_star, orthogonal_direction(w_star, draw), np.pi - s["spurious_angle"])
+            v0 = tl.spurious_v(v_star) + s["spurious_v_noise"] * draw.standard_normal(k)
         W0.append(w0)
         V0.append(v0)
     return np.stack(W0, axis=1), np.stack(V0, axis=1)
@@ -116,7 +109,7 @@ def train_cell(config: dict, n: int, k: int, seed: int) -> xr.Dataset:
     shape = (len(kinds),) + tuple(len(v) for v in coords.values())
     parts = []
     for mode in c["modes"]:
-        stream = np.random.SeedSequence(**seed_sequence_key(config, n, k, seed, "two_layer_stream"))
+        stream = seed_sequence(config, n, k, seed, "two_layer_stream")
         res = two_layer_train.train(
             w_star,
             v_star,
@@ -179,20 +172,7 @@ def _result_dataset(res, shape, T, n, k) -> xr.Dataset:
 
 def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
     """Stack cells along n, k, seed (NaN-padding features beyond n and units beyond k)."""
-    n_max = max(int(p.sizes["feature"]) for p in parts)
-    k_max = max(int(p.sizes["unit"]) for p in parts)
-    stacked = []
-    for p in parts:
-        q = p.pad(feature=(0, n_max - p.sizes["feature"]), unit=(0, k_max - p.sizes["unit"]))
-        cell = {"n": [int(p.attrs["n"])], "k": [int(p.attrs["k"])], "seed": [int(p.attrs["seed"])]}
-        q = q.expand_dims(cell)
-        q.attrs = {}
-        stacked.append(q)
-    ds = xr.combine_by_coords(stacked, combine_attrs="drop_conflicts", join="outer")
-    ds = ds.assign_coords(
-        feature=("feature", np.arange(n_max), {"long_name": "feature index (NaN beyond n)"}),
-        unit=("unit", np.arange(k_max), {"long_name": "hidden unit index (NaN beyond k)"}),
-    )
+    ds = stack_cells(parts, pad=("feature", "unit"))
     ks = ds["k"].values
     ds["lam_effective"] = (
         ("lam", "k"),
@@ -212,11 +192,7 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
     }.items():
         ds[name].attrs.update(long_name=long)
     ds["lam"].attrs.update(lam_attrs(config))
-    for name, long in {
-        "support_precision": "support precision of u_final w.r.t. w*",
-        "support_recall": "support recall of u_final w.r.t. w*",
-        "support_exact": "1 if supp(u_final) == supp(w*)",
-    }.items():
+    for name, long in SUPPORT_LONG_NAMES.items():
         ds[name].attrs.update(long_name=long, units="1")
     c = config["two_layer"]
     ds.attrs.update(

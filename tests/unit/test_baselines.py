@@ -194,7 +194,7 @@ def test_bad_method_and_sparsity(setup):
 
 def test_iht_eta_sets_only_iht_steps_in_units_of_one_over_c():
     """``grid.iht_eta`` is IHT's step times c(k); every other method keeps the grid's eta."""
-    from study.grid import eta_effective, relu_constant
+    from study.units import eta_effective, relu_constant
 
     config = {"grid": {"iht_eta": 0.5}}
     for k in (3, 4, 8):
@@ -207,7 +207,7 @@ def test_iht_eta_sets_only_iht_steps_in_units_of_one_over_c():
 def test_iht_at_half_over_c_recovers_the_support_in_population_mode():
     """The reason for the key: at eta = 0.5 / c population IHT reaches w* from
     every start tried (the default study's regime, s = 4 of n = 32, k = 4)."""
-    from study.grid import relu_constant
+    from study.units import relu_constant
 
     n, k, s = 32, 4, 4
     rng = np.random.default_rng(11)

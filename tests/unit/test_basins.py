@@ -15,7 +15,8 @@ from rvscgd import theory
 from study import basins
 from study.config import ConfigError, load
 from study.figures import basins as fig
-from study.grid import PURPOSE, lam_effective
+from study.seeds import PURPOSE
+from study.units import lam_effective
 
 from .test_config import CONFIGS
 
@@ -97,7 +98,7 @@ def test_cell_runs_from_its_starts_and_shares_the_stream(cell):
     got = ds["w_final"].sel(setting="population", **one).isel(start=j).values
     assert np.allclose(got, res.w_final[0], atol=1e-12)
     # Empirical: the same run from the same start on the cell's stream, in a call of its own.
-    from study.grid import seed_sequence_key
+    from study.seeds import seed_sequence_key
 
     B = config["basins"]["batch_size"][0]
     res = rvscgd.train(
@@ -207,7 +208,7 @@ def test_spurious_and_support_by_hand():
         dims=("run", "feature"),
     )
     assert np.array_equal(basins.spurious(u, w_star).values, [0, 1, 1, 1, 0, np.nan], equal_nan=True)
-    from study.aggregate import support_metrics
+    from study.matching import support_metrics
 
     assert np.array_equal(support_metrics(u, w_star)["support_exact"].values, [1, 0, 0, 1, 0, np.nan], equal_nan=True)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rvscgd import threshold
-from study.grid import lam_effective
+from study.units import lam_effective
 
 
 def _config(units, a=1.0):

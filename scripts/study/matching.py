@@ -1,0 +1,165 @@
+"""Metrics of a run's final weights and the matching of runs to the predicted
+fixed points (docs/theory.md 5.2): shared by every experiment whose runs
+have a teacher w* (support recovery) or enumerated fixed points (which one a
+run reached)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+import rvscgd
+
+
+def support_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Precision, recall and exact recovery of the support of w* by u (over features).
+
+    NaN where u is NaN (a diverged run): no metric from garbage.
+    """
+    valid = u.notnull().all("feature")
+    found = u != 0
+    true = w_star != 0
+    tp = (found & true).sum("feature")
+    n_found = found.sum("feature")
+    precision = xr.where(n_found > 0, tp / n_found.where(n_found > 0), np.nan)
+    recall = tp / true.sum("feature")
+    exact = (found == true).all("feature").astype(float)
+    return {
+        "support_precision": precision.where(valid),
+        "support_recall": recall.where(valid),
+        "support_exact": exact.where(valid),
+    }
+
+
+def final_sparse_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Angle of the final sparse weights u_final to w* and their nonzeros (for
+    the baselines too: prune's u_final is its pruned w, the others' their w)."""
+    dims = [d for d in u.dims if d != "feature"]
+    U = u.transpose(*dims, "feature").values
+    flat = U.reshape(-1, U.shape[-1]).T
+    ang = rvscgd.angle(flat, w_star.values).reshape(U.shape[:-1])
+    nnz = np.where(np.isnan(U).any(-1), np.nan, (U != 0).sum(-1))
+    return {
+        "angle_u_final": (
+            dims,
+            ang,
+            {"long_name": "angle between the final sparse weights u_final and w*", "units": "rad"},
+        ),
+        "nonzeros_u_final": (dims, nnz, {"long_name": "nonzero entries of u_final", "units": "1"}),
+    }
+
+
+LIMIT_VARS = (
+    "w_bar",
+    "u_bar",
+    "n_limits",
+    "n_fixed_points",
+    "n_continua",
+    "limit_stable",
+    "fp_w_bar",
+    "fp_stable",
+    "fp_multiplicity",
+    "fp_N",
+    "fp_flags",
+    "cont_base",
+    "cont_radius",
+    "cont_threshold",
+    "cont_size_min",
+    "cont_size_max",
+    "threshold",
+)
+# limit_kind values (CF flags): which predicted object a run's final state is.
+LIMIT_KINDS = {"not_applicable": -1, "isolated": 0, "continuum": 1, "unpredicted": 2}
+_LIMIT_KEY = ("penalty", "lam", "beta", "eta", "ste")
+DEFAULT_MATCH_TOL = {"population": 1e-6, "empirical": 0.05}
+
+
+def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: float) -> dict:
+    """Which predicted fixed point each run's final state is (docs/theory.md 5.2).
+
+    A run is ``isolated`` when its final w is within ``tol`` of a listed fixed
+    point's orbit (``rvscgd.orbit_distances``) and its u_final has that point's
+    support (entries above the threshold);
+    ``continuum`` when within ``tol`` of the l0 continuum's conditions;
+    otherwise ``unpredicted`` (never counted as a new limit).
+    ``not_applicable``: baselines, un-normalised, clipped_relu, or diverged runs.
+    Returns the per-run variables as arrays over the train dataset's dims.
+    """
+    w_star = data["w_star"].values
+    off = w_star == 0
+    wf = train["w_final"]
+    dims = [d for d in wf.dims if d != "feature"]
+    wf = wf.transpose(*dims, "feature")
+    uf = train["u_final"].transpose(*dims, "feature").values
+    shape = wf.shape[:-1]
+    kind = np.full(shape, LIMIT_KINDS["not_applicable"], dtype=np.int8)
+    index = np.full(shape, -1, dtype=np.int32)
+    dist = np.full(shape, np.nan)
+    best = np.zeros(shape, dtype=np.int8)
+    W = wf.values
+    coord_values = [wf[d].values for d in dims]
+    groups = {}  # runs of one setting (normalise, batch sizes) share its fixed points
+    for pos in np.ndindex(shape):
+        co = {d: v[i] for d, v, i in zip(dims, coord_values, pos, strict=True)}
+        if co.get("method", "rvscgd") != "rvscgd":  # the fixed points are RVSCGD's
+            continue
+        if not bool(co["normalise"]) or co["ste"] == "clipped_relu" or not np.all(np.isfinite(W[pos])):
+            continue
+        groups.setdefault(tuple(co[d] for d in _LIMIT_KEY), []).append(pos)
+    # numpy arrays indexed by grid position: xarray's .sel per setting costs more than the matching
+    names = ("fp_w_bar", "fp_stable", "threshold", "cont_size_min", "cont_size_max", "cont_threshold")
+    names += ("cont_base", "cont_radius")
+    arrays = {
+        v: limits[v].transpose(*_LIMIT_KEY, *[d for d in limits[v].dims if d not in _LIMIT_KEY]).values for v in names
+    }
+    where = [{val: i for i, val in enumerate(limits[d].values.tolist())} for d in _LIMIT_KEY]
+    for key, positions in groups.items():
+        at = tuple(wh[val.item() if hasattr(val, "item") else val] for wh, val in zip(where, key, strict=True))
+        lim = {v: a[at] for v, a in arrays.items()}
+        pts = lim["fp_w_bar"]
+        listed = np.all(np.isfinite(pts), axis=1)
+        stable = (lim["fp_stable"] == 1) & listed
+        thr = float(lim["threshold"])
+        size_min, size_max = int(lim["cont_size_min"]), int(lim["cont_size_max"])
+        best_i = -1
+        if stable.any():
+            d_w = np.full(pts.shape[0], np.inf)
+            d_w[listed] = rvscgd.orbit_distances(w_star, pts[listed], w_star)[0]
+            best_i = int(np.argmin(np.where(stable, d_w, np.inf)))
+        for pos in positions:
+            w = W[pos]
+            d_pts = np.full(pts.shape[0], np.inf)
+            oriented = np.full(pts.shape, np.nan)
+            if listed.any():
+                d_pts[listed], oriented[listed] = rvscgd.orbit_distances(w_star, pts[listed], w)
+            d_cont = np.inf
+            if size_min > 0:
+                kept = off & (np.abs(w) > float(lim["cont_threshold"]))
+                if size_min <= kept.sum() <= size_max:
+                    proj = lim["cont_base"].copy()
+                    proj[kept] = w[kept] * float(lim["cont_radius"]) / np.linalg.norm(w[kept])
+                    d_cont = float(np.linalg.norm(w - proj))
+            i = int(np.argmin(d_pts))
+            # lam = 0 thresholds nothing: the support of u is then that of w, rounding included.
+            same_support = bool(np.isfinite(d_pts[i])) and (
+                thr == 0 or np.array_equal(uf[pos] != 0, np.abs(oriented[i]) > thr)
+            )
+            if d_pts[i] <= tol and same_support:
+                kind[pos], index[pos] = LIMIT_KINDS["isolated"], i
+                best[pos] = int(i == best_i)
+            elif d_cont <= tol:
+                kind[pos] = LIMIT_KINDS["continuum"]
+            else:
+                kind[pos] = LIMIT_KINDS["unpredicted"]
+            dist[pos] = min(float(np.min(np.where(stable, d_pts, np.inf))), d_cont)
+    return {"dims": dims, "limit_kind": kind, "limit_index": index, "limit_distance": dist, "limit_best": best}
+
+
+def limit_kind_attrs(tol: float) -> dict:
+    """Attributes of the ``limit_kind`` variable (CF flags) matched at ``tol``."""
+    return {
+        "long_name": "which predicted object the run ended on",
+        "flag_values": np.array(list(LIMIT_KINDS.values()), dtype=np.int8),
+        "flag_meanings": " ".join(LIMIT_KINDS),
+        "match_tol": float(tol),
+    }
