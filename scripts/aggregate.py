@@ -1,4 +1,6 @@
-"""Rule aggregate: one labelled dataset per mode from all its cells."""
+"""Rules aggregate, aggregate_two_layer, aggregate_basins, aggregate_digits
+(every experiment's last stage): dataset ``params.dataset`` of experiment
+``params.experiment`` from all its cells."""
 
 import sys
 
@@ -10,29 +12,19 @@ from study.provenance import provenance  # noqa: E402
 
 start_job(snakemake)  # log, one BLAS thread, mem_mb/runtime enforced
 
-import rvscgd  # noqa: E402
-from study.aggregate import cell_dataset, combine  # noqa: E402
+from study import experiments  # noqa: E402
 
-mode = snakemake.wildcards.mode
-cells = []
-for train_path, data_path, limit_path in zip(
-    snakemake.input.train, snakemake.input.data, snakemake.input.limits, strict=True
-):
-    train = open_checked(train_path, required_vars=("angle_w", "w_final", "status"), required_dims=("step",))
-    data = open_checked(data_path, required_vars=("w_star", "w0"))
-    limits = open_checked(limit_path, required_vars=("w_bar", "u_bar"))
-    cells.append(cell_dataset(train, data, limits, mode, snakemake.config["limit"]["match_tol"][mode]))
-ds = combine(cells, snakemake.config, mode)
-# Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
-# divergence): counted here so no reader can miss them.
-diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
-trained = int((ds["status"] >= 0).sum())  # not the baselines' untrained grid points (status -1)
-ds.attrs.update(runs_total=trained, runs_diverged=diverged, runs_not_trained=int(ds["status"].size) - trained)
+experiment = experiments.load(snakemake.params.experiment)
+
+
+def opened(kind, paths):
+    """The files of one input kind, opened (and checked) one at a time, as the experiment reads them."""
+    for path in [paths] if isinstance(paths, str) else paths:
+        yield open_checked(path, *experiment.REQUIRED[kind])
+
+
+inputs = {kind: opened(kind, paths) for kind, paths in snakemake.input.items() if kind != "code"}
+ds, lines = experiment.aggregate(snakemake.config, snakemake.params.dataset, inputs)
+print(*lines, sep="\n", file=sys.stderr)
 ds.attrs.update(provenance(snakemake.config, snakemake.rule, dict(snakemake.wildcards.items()), snakemake.input.code))
-print(f"{mode}: {len(cells)} cells, dims {dict(ds.sizes)}", file=sys.stderr)
-if diverged:
-    print(
-        f"WARNING: {diverged} of {trained} {mode} runs diverged (status 'diverged', NaN weights)",
-        file=sys.stderr,
-    )
 write_netcdf(ds, snakemake.output[0])

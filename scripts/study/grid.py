@@ -108,19 +108,11 @@ def cells(config: dict, mode: str) -> list[dict]:
     ]
 
 
-def two_layer_cells(config: dict) -> list[dict]:
-    """Cells (n, k, seed) of the two-layer model (config ``two_layer``), one
-    training job each; [] when it is disabled."""
-    c = config.get("two_layer", {})
-    if not c.get("enabled", False):
-        return []
-    return [{"n": n, "k": k, "seed": seed} for n in c["n"] for k in c["k"] for seed in c["seeds"]]
-
-
-def basin_cells(config: dict) -> list[dict]:
-    """Cells (n, k, seed) of the basin study (config ``basins``), one training
+def block_cells(config: dict, block: str) -> list[dict]:
+    """Cells (n, k, seed) of an experiment with a config block of its own
+    (``two_layer``, ``basins``: its ``n``, ``k`` and ``seeds``), one training
     job each; [] when it is disabled."""
-    c = config.get("basins", {})
+    c = config.get(block, {})
     if not c.get("enabled", False):
         return []
     return [{"n": n, "k": k, "seed": seed} for n in c["n"] for k in c["k"] for seed in c["seeds"]]

@@ -58,9 +58,9 @@ def test_editing_the_theory_reruns_its_users_only(tiny_study, tmp_path, every_jo
     }
 
 
-def test_editing_the_cells_module_reruns_the_gaussian_cells_and_the_basins(tiny_study, tmp_path):
+def test_editing_an_experiment_reruns_its_jobs_and_its_users(tiny_study, tmp_path):
     work = clone_study(tiny_study, tmp_path / "w")
-    edit(work, "study/cells.py")
+    edit(work, "study/experiments/gaussian.py")
     jobs = dry_run_jobs(work)
     assert {r: jobs.get(r) for r in ("make_data", "train", "aggregate", "train_basins", "aggregate_basins")} == {
         "make_data": N_CELLS,
@@ -71,6 +71,14 @@ def test_editing_the_cells_module_reruns_the_gaussian_cells_and_the_basins(tiny_
     }
     assert not {"train_two_layer", "aggregate_two_layer", "digits_data", "digits_train", "aggregate_digits"} & set(jobs)
     assert "fig_digits" not in jobs and "fig_two_layer" not in jobs and "fig_convergence" in jobs
+    # (the basin study builds its cells' teacher and limits with the Gaussian experiment's functions)
+
+
+def test_editing_the_two_layer_experiment_reruns_only_its_jobs_and_figure(tiny_study, tmp_path):
+    work = clone_study(tiny_study, tmp_path / "w")
+    edit(work, "study/experiments/two_layer.py")
+    n_cells = len(CFG["two_layer"]["n"]) * len(CFG["two_layer"]["k"]) * len(CFG["two_layer"]["seeds"])
+    assert dry_run_jobs(work) == {"train_two_layer": n_cells, "aggregate_two_layer": 1, "fig_two_layer": 1, "all": 1}
 
 
 @pytest.mark.parametrize("rel", ["rvscgd/bench.py", "study/plan.py"])
@@ -109,16 +117,18 @@ def test_the_code_digest_covers_the_code_the_job_ran(tiny_study):
     from study.sources import ROOT, code_digest, job_sources
 
     digests = {}
-    for name, glue in (
-        ("population", "aggregate.py"),
-        ("two_layer", "aggregate_two_layer.py"),
-        ("basins", "aggregate_basins.py"),
-        ("digits", "aggregate_digits.py"),
+    for name, experiment in (
+        ("population", "gaussian"),
+        ("two_layer", "two_layer"),
+        ("basins", "basins"),
+        ("digits", "digits"),
     ):
         with xr.open_dataset(tiny_study / "results" / "datasets" / f"{name}.nc") as ds:
             digests[name] = ds.attrs["code_sha256"]
-        assert digests[name] == code_digest(ROOT / f for f in job_sources(glue)), name
+        sources = job_sources("aggregate.py", f"study.experiments.{experiment}")
+        assert digests[name] == code_digest(ROOT / f for f in sources), name
     assert len(set(digests.values())) == len(digests)
     train = next((tiny_study / "results" / "train" / "population").glob("*.nc"))
     with xr.open_dataset(train) as ds:
-        assert ds.attrs["code_sha256"] == code_digest(ROOT / f for f in job_sources("train.py"))
+        sources = job_sources("train.py", "study.experiments.gaussian")
+        assert ds.attrs["code_sha256"] == code_digest(ROOT / f for f in sources)

@@ -1,4 +1,4 @@
-"""The basin study (study.basins, figure basins): its starts, its outcomes,
+"""The basin study (study.experiments.basins, figure basins): its starts, its outcomes,
 its counts and its config keys."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import yaml
 
 import rvscgd
 from rvscgd import theory
-from study import basins
 from study.config import ConfigError, load
+from study.experiments import basins
 from study.figures import basins as fig
 from study.seeds import PURPOSE
 from study.units import lam_effective
@@ -141,7 +141,7 @@ def test_best_fixed_point_is_the_stable_one_nearest_w_star_by_brute_force(cell):
     enumerating every point's distance to w* and to the run's w directly."""
     config, ds = cell
     data = xr.Dataset({"w_star": ("feature", ds["w_star"].values)}, attrs={"n": 8, "k": 4, "seed": 0, "s": 3})
-    from study.cells import predict_limits_cell
+    from study.experiments.gaussian import predict_limits_cell
 
     limits = predict_limits_cell(config, data, {**basins.grid_coords(config), "ste": ["relu"]})
     w_star = ds["w_star"].values

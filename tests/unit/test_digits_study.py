@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from study import digits as SD
 from study.config import ConfigError, load
+from study.experiments import digits as SD
 from study.inprocess import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

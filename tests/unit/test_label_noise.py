@@ -115,7 +115,7 @@ def _config(label_noise):
 def test_study_label_noise_dimension_keeps_sigma_zero_bit_identical():
     """[0.0] (the default): no label_noise dimension; adding values adds the
     dimension, and its sigma = 0 slice equals the noise-free dataset exactly."""
-    from study.cells import make_data_cell, predict_limits_cell, train_cell
+    from study.experiments.gaussian import make_data_cell, predict_limits_cell, train_cell
 
     clean_cfg = _config([0.0])
     data = make_data_cell(clean_cfg, 8, 4, 0)
@@ -145,8 +145,7 @@ def test_noise_floor_figure_renders_the_sigma_axis(tmp_path):
     """The aggregated empirical dataset carries label_noise, and the
     noise_floor figure draws one point per sigma (every one-layer figure
     still draws: label_noise is fixed to its first value, 0)."""
-    from study.aggregate import cell_dataset, combine
-    from study.cells import make_data_cell, predict_limits_cell, train_cell
+    from study.experiments.gaussian import cell_dataset, combine, make_data_cell, predict_limits_cell, train_cell
     from study.figures import noise_floor
     from study.figures import ste as ste_figure
 

@@ -348,7 +348,7 @@ def test_train_cell_records_the_sampler():
     the tiny config has 9 runs, so auto projects at n = 12 and not at n = 8."""
     from pathlib import Path
 
-    from study.cells import make_data_cell, predict_limits_cell, train_cell
+    from study.experiments.gaussian import make_data_cell, predict_limits_cell, train_cell
     from study.inprocess import load_config
 
     config = load_config(Path(__file__).resolve().parents[2] / ".test" / "config" / "config.yaml")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from study import sources
+from study import experiments, sources
 from study.figures import registry
 from study.sources import ROOT, code_digest, job_modules, job_sources
 
@@ -80,11 +80,10 @@ def real_imports(*modules: str) -> list[str]:
 @pytest.mark.parametrize(
     "module",
     [
-        "study.cells",
-        "study.basins",
-        "study.two_layer",
-        "study.digits",
-        "study.aggregate",
+        "study.experiments.gaussian",
+        "study.experiments.basins",
+        "study.experiments.two_layer",
+        "study.experiments.digits",
         "study.figures.stats",
         "study.inprocess",
         "study.plan",
@@ -98,12 +97,27 @@ def test_the_reading_finds_what_python_imports(module):
 
 def test_training_does_not_run_the_theory_or_the_digits_classifier():
     """rvscgd loads theory and digits on first use: editing them leaves the Gaussian training cached."""
-    for glue in ("train.py", "make_data.py", "aggregate.py", "train_two_layer.py"):
-        mods = job_modules(glue)
-        assert "rvscgd.engine" in mods and "rvscgd.theory" not in mods and "rvscgd.digits" not in mods, glue
-    assert "rvscgd.theory" in job_modules("train_basins.py")
-    assert "rvscgd.digits" in job_modules("digits_train.py")
-    assert "rvscgd.bench" not in {m for glue in GLUE for m in job_modules(glue)}
+    for entries in (
+        ("prepare.py", "study.experiments.gaussian"),
+        ("train.py", "study.experiments.gaussian"),
+        ("aggregate.py", "study.experiments.gaussian"),
+        ("train.py", "study.experiments.two_layer"),
+    ):
+        mods = job_modules(*entries)
+        assert "rvscgd.engine" in mods and "rvscgd.theory" not in mods and "rvscgd.digits" not in mods, entries
+    assert "rvscgd.theory" in job_modules("train.py", "study.experiments.basins")
+    assert "rvscgd.digits" in job_modules("train.py", "study.experiments.digits")
+    every = {m for glue in GLUE for e in experiments.NAMES for m in job_modules(glue, f"study.experiments.{e}")}
+    assert "rvscgd.bench" not in every and "study.plan" not in every
+
+
+def test_a_job_runs_its_own_experiment_only():
+    """The glue scripts import the registry, not an experiment: a job's code is its experiment's."""
+    for glue in GLUE:
+        assert not [m for m in job_modules(glue) if m.startswith("study.experiments.")], glue
+    others = set(experiments.NAMES) - {"two_layer"}
+    mods = job_modules("train.py", "study.experiments.two_layer")
+    assert not {f"study.experiments.{e}" for e in others} & set(mods)
 
 
 @pytest.mark.parametrize("name", registry.FIGURES)

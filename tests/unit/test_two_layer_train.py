@@ -1,5 +1,5 @@
 """Unit tests of the two-layer trainer (rvscgd.two_layer_train) and the
-two-layer study glue (study.two_layer): batched equals one run at a time,
+two-layer study glue (study.experiments.two_layer): batched equals one run at a time,
 the sampled gradients equal the library's, the status rules, and the one-layer
 datasets are untouched by the two-layer study."""
 
@@ -245,8 +245,8 @@ def test_one_layer_datasets_identical_with_and_without_two_layer():
     assert two.sizes["seed"] == 2 and two.sizes["start"] == 3 and two.sizes["mode"] == 2
     assert list(two["start_kind"].values) == ["random", "random", "near_spurious"]
     # w* of a two-layer cell is the one-layer cell's of the same (n, k, seed) key
-    from study.cells import make_data_cell
-    from study.two_layer import teacher
+    from study.experiments.gaussian import make_data_cell
+    from study.experiments.two_layer import teacher
 
     assert np.array_equal(teacher(on, 8, 4, 0)[0], make_data_cell(on, 8, 4, 0)["w_star"].values)
     assert two.attrs["Conventions"] == "CF-1.8"
@@ -258,7 +258,7 @@ def test_one_layer_datasets_identical_with_and_without_two_layer():
 
 
 def test_two_layer_cell_reproducible():
-    from study.two_layer import train_cell
+    from study.experiments.two_layer import train_cell
 
     cfg = _tiny_config()
     a = train_cell(cfg, 8, 3, 1)

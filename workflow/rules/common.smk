@@ -8,7 +8,8 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir).parent / "scripts"))
 
 from study import config as study_config  # noqa: E402
-from study.grid import MODES, basin_cells, cells, two_layer_cells  # noqa: E402
+from study import experiments  # noqa: E402
+from study.grid import MODES, block_cells, cells  # noqa: E402
 from study.sources import job_sources  # noqa: E402
 from study.locks import (  # noqa: E402
     clear_stale_lock,
@@ -58,10 +59,6 @@ def canonical(*parts):
     return json.dumps(parts, sort_keys=True)
 
 
-def enabled_modes():
-    return [m for m in MODES if config[m]["enabled"]]
-
-
 def train_files(mode):
     return [
         f"{RESULTS}/train/{c['mode']}/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
@@ -76,18 +73,17 @@ def cell_files(mode, kind):
     ]
 
 
-def two_layer_train_files():
+def block_train_files(name):
+    """The training files of a generated experiment (experiments.smk)."""
     return [
-        f"{RESULTS}/two_layer/train/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
-        for c in two_layer_cells(config)
+        f"{RESULTS}/{name}/train/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
+        for c in block_cells(config, name)
     ]
 
 
-def basin_train_files():
-    return [
-        f"{RESULTS}/basins/train/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
-        for c in basin_cells(config)
-    ]
+def available_datasets():
+    """The datasets the config makes, every experiment's (study.experiments)."""
+    return list(experiments.datasets(config))
 
 
 def datasets_all():

@@ -1,6 +1,6 @@
 rule make_data:
     input:
-        code=job_code("make_data.py"),
+        code=job_code("prepare.py", "study.experiments.gaussian"),
     output:
         data=f"{RESULTS}/data/{CELL}.nc",
         limits=f"{RESULTS}/limits/{CELL}.nc",
@@ -16,8 +16,9 @@ rule make_data:
         mem_mb=500,
         runtime=10,
     params:
+        experiment="gaussian",
         depends_on=canonical(
             config["seed"], config["teacher"], config["grid"], config["limit"]
         ),
     script:
-        "../../scripts/make_data.py"
+        "../../scripts/prepare.py"

@@ -8,9 +8,9 @@
 
 rule digits_data:
     input:
-        code=job_code("digits_data.py"),
+        code=job_code("prepare.py", "study.experiments.digits"),
     output:
-        DIGITS_DATA,
+        data=DIGITS_DATA,
     log:
         f"{LOGS}/digits_data.log",
     benchmark:
@@ -21,15 +21,16 @@ rule digits_data:
         mem_mb=600,
         runtime=10,
     params:
+        experiment="digits",
         depends_on=digits_data_params(),
     script:
-        "../../scripts/digits_data.py"
+        "../../scripts/prepare.py"
 
 
 rule digits_train:
     input:
         data=DIGITS_DATA,
-        code=job_code("digits_train.py"),
+        code=job_code("train.py", "study.experiments.digits"),
     output:
         DIGITS_TRAIN,
     log:
@@ -43,16 +44,17 @@ rule digits_train:
         mem_mb=1000,
         runtime=30,
     params:
+        experiment="digits",
         depends_on=canonical(config["seed"], config["digits"]),
     script:
-        "../../scripts/digits_train.py"
+        "../../scripts/train.py"
 
 
 rule aggregate_digits:
     input:
         data=DIGITS_DATA,
         train=digits_train_files(),
-        code=job_code("aggregate_digits.py"),
+        code=job_code("aggregate.py", "study.experiments.digits"),
     output:
         f"{RESULTS}/datasets/digits.nc",
     log:
@@ -62,5 +64,8 @@ rule aggregate_digits:
     localrule: True
     conda:
         "../envs/study.yaml"
+    params:
+        experiment="digits",
+        dataset="digits",
     script:
-        "../../scripts/aggregate_digits.py"
+        "../../scripts/aggregate.py"

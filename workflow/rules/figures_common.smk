@@ -16,27 +16,18 @@ def figure_params(name):
 
 
 def figure_datasets(name):
-    """The datasets a figure reads: the one of its `mode` if set, else those of
-    its registry entry that the config enables."""
+    """The datasets a figure reads: the one of its `mode` if that is one of its
+    registry entry's datasets, else those of its entry that the config enables
+    (a `mode` that names no dataset of the entry picks traces inside one)."""
     mode = config["figures"][name].get("mode")
-    if FIGURES[name].datasets == ("two_layer",):
-        mode = None  # its `mode` picks traces inside the one two-layer dataset
+    if mode not in FIGURES[name].datasets:
+        mode = None
     names = (
         [mode]
         if mode
         else [d for d in FIGURES[name].datasets if d in available_datasets()]
     )
     return [f"{RESULTS}/datasets/{d}.nc" for d in names]
-
-
-def available_datasets():
-    """The datasets the config makes: its enabled modes, two_layer, basins and digits if enabled."""
-    return (
-        enabled_modes()
-        + (["two_layer"] if two_layer_cells(config) else [])
-        + (["basins"] if basin_cells(config) else [])
-        + (["digits"] if config["digits"]["enabled"] else [])
-    )
 
 
 def figure_code(name):

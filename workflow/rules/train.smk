@@ -2,7 +2,7 @@ rule train:
     input:
         data=f"{RESULTS}/data/{CELL}.nc",
         limits=f"{RESULTS}/limits/{CELL}.nc",
-        code=job_code("train.py"),
+        code=job_code("train.py", "study.experiments.gaussian"),
     output:
         f"{RESULTS}/train/{{mode}}/{CELL}.nc",
     log:
@@ -21,6 +21,7 @@ rule train:
         mem_mb=1000,
         runtime=30,
     params:
+        experiment="gaussian",
         depends_on=train_params,
     script:
         "../../scripts/train.py"

@@ -1,9 +1,10 @@
-"""The digits part of the study (issue 12): what the ``digits:`` config block
+"""The digits experiment (issue 12): what the ``digits:`` config block
 means, one seed's split and training, and the aggregated dataset.
 
-Pure functions of the (validated) config and arrays; no file I/O (the rule
-scripts ``scripts/digits_*.py`` read and write). The images come in as
-arrays (``sklearn.datasets.load_digits`` is called by the data rule only).
+Pure functions of the (validated) config and arrays; no file I/O (the glue
+scripts read and write). The images come in as arrays
+(``sklearn.datasets.load_digits``, bundled with scikit-learn, is called by
+``prepare`` and ``build`` only). The experiment contract: ``study.experiments``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import xarray as xr
 
 from rvscgd import digits as D
 
-from .config import DIGITS_SIDE as SIDE
-from .seeds import generator
+from ..config import DIGITS_SIDE as SIDE
+from ..seeds import generator
 
 # SeedSequence spawn keys of the digits part: (DIGITS_KEY, seed, purpose).
 # Three entries, so they can never equal a Gaussian cell's (n, k, seed, purpose).
@@ -221,3 +222,81 @@ def combine(cells: list[xr.Dataset], config: dict, split_sizes: dict) -> xr.Data
         **{f"n_{part}": int(v) for part, v in split_sizes.items()},
     }
     return ds
+
+
+# ---- the experiment contract (study.experiments) ---------------------------------
+REQUIRED = {
+    "data": (("x_train", "y_train", "x_test", "y_test"), ()),
+    "train": (("acc_u", "acc_w", "sparsity", "u", "acc_relu"), ()),
+}
+
+
+def _bundled():
+    from sklearn.datasets import load_digits  # bundled images, no download; only the digits part needs it
+
+    return load_digits()
+
+
+def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[str]]:
+    """Every seed's train/test split, standardised with the training part's
+    statistics (rule digits_data; cached for the train jobs)."""
+    import sklearn
+
+    bundled = _bundled()
+    ds = make_data(config, bundled.images, bundled.target)
+    ds.attrs["scikit_learn_version"] = sklearn.__version__  # the images come from its bundled copy
+    return {"data": ds}, [f"digits: {ds.sizes['train_item']} train / {ds.sizes['test_item']} test images per seed"]
+
+
+def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tuple[xr.Dataset, list[str]]:
+    """One seed's whole penalty x lam x ste grid (batched) and its baselines,
+    evaluated on the held-out part (rule digits_train)."""
+    seed = int(wildcards["seed"])
+    data = inputs["data"]
+    if seed not in data["seed"].values:
+        raise ValueError(f"the digits data have no split for digits seed {seed}; rerun rule digits_data")
+    ds = train_cell(config, data.sel(seed=seed))
+    ds.attrs["seed"] = seed
+    return ds, [
+        f"digits seed {seed}: float ReLU {float(ds['acc_relu'].squeeze()):.3f}, dense binary "
+        f"{', '.join(f'{v:.3f}' for v in ds['acc_dense'].values.ravel())}"
+    ]
+
+
+def _split_sizes(data: xr.Dataset) -> dict:
+    return {"train": data.sizes["train_item"], "test": data.sizes["test_item"]}
+
+
+def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
+    """The seeds' cells as one labelled dataset (rule aggregate_digits)."""
+    data = next(iter(inputs["data"]))
+    cells = []
+    for cell in inputs["train"]:
+        cell.attrs = {}
+        cells.append(cell)
+    ds = combine(cells, config, _split_sizes(data))
+    mean = ds.mean("seed")
+    return ds, [
+        f"digits: {ds.sizes['seed']} seeds; float ReLU {float(mean['acc_relu']):.3f}, dense binary "
+        f"{', '.join(f'{v:.3f}' for v in mean['acc_dense'].values)}"
+    ]
+
+
+def build(config: dict) -> dict[str, xr.Dataset]:
+    """The digits dataset (rules digits_data, digits_train, aggregate_digits) in one process."""
+    if not config["digits"]["enabled"]:
+        return {}
+    bundled = _bundled()
+    data = make_data(config, bundled.images, bundled.target)
+    parts = [train_cell(config, data.sel(seed=s)) for s in config["digits"]["seeds"]]
+    return {"digits": combine(parts, config, _split_sizes(data))}
+
+
+def jobs(config: dict) -> str:
+    """Its jobs for the config, in words (study.plan's first line; not listed there so far)."""
+    return ""
+
+
+def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:
+    """Not timed: a few seconds per seed on the bundled images (docs/figures.md, digits)."""
+    return {"core_s": 0.0}

@@ -1,5 +1,6 @@
-"""The two-layer study (config block ``two_layer``, docs/two_layer.md): its
-cells, starts, training runs and aggregated dataset. No file I/O here.
+"""The two-layer experiment (config block ``two_layer``, docs/two_layer.md): its
+cells, starts, training runs and aggregated dataset. No file I/O here. The
+experiment contract: ``study.experiments``.
 
 A cell is (n, k, seed); its teacher w* is the one-layer cell's of the same
 coordinates (same seed key), v* is drawn by ``two_layer.v_star``. Every run
@@ -10,7 +11,9 @@ critical point (theta = pi, v = spurious_v(v*)).
 
 from __future__ import annotations
 
+import copy
 import itertools
+import time
 
 import numpy as np
 import xarray as xr
@@ -19,15 +22,20 @@ import rvscgd
 from rvscgd import two_layer as tl
 from rvscgd import two_layer_train
 
-from .grid import coords_of, teacher_sparsity, two_layer_cells
-from .labels import SUPPORT_LONG_NAMES, status_attrs
-from .matching import support_metrics
-from .seeds import rng, seed_sequence
-from .stacking import sort_grid, stack_cells
-from .starts import at_angle, orthogonal_direction
-from .units import lam_attrs, lam_effective, relu_constant
+from ..grid import block_cells, coords_of, teacher_sparsity
+from ..labels import SUPPORT_LONG_NAMES, status_attrs
+from ..matching import support_metrics
+from ..seeds import PURPOSE as PURPOSE
+from ..seeds import rng, seed_sequence
+from ..stacking import sort_grid, stack_cells
+from ..starts import at_angle, orthogonal_direction
+from ..units import lam_attrs, lam_effective, relu_constant
 
-cells = two_layer_cells  # the cells of the two-layer study
+
+def cells(config: dict) -> list[dict]:
+    """The cells (n, k, seed) of the two-layer study, one training job each."""
+    return block_cells(config, "two_layer")
+
 
 RUN_DIMS = ("start", "penalty", "lam", "beta", "eta", "ste", "normalise")
 GRID_DIMS = RUN_DIMS[1:]
@@ -209,3 +217,65 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         tl1_a=float(config["grid"]["tl1_a"]),
     )
     return sort_grid(ds)
+
+
+# ---- the experiment contract (study.experiments) ---------------------------------
+REQUIRED = {"train": (("loss", "status", "w_final", "v_final"), ("step", "mode"))}
+prepare = None
+
+
+def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tuple[xr.Dataset, list[str]]:
+    """Every run of the two-layer grid on one (n, k, seed) cell (rule train_two_layer)."""
+    n, k, seed = (int(wildcards[d]) for d in ("n", "k", "seed"))
+    ds = train_cell(config, n, k, seed)
+    lines = []
+    for mode in ds["mode"].values:
+        status = ds["status"].sel(mode=mode).values.ravel()
+        counts = ", ".join(f"{name} {int(np.sum(status == i))}" for i, name in enumerate(two_layer_train.STATUS))
+        lines.append(f"two_layer {mode} n={n} k={k} seed={seed}: {status.size} runs, {counts}")
+    return ds, lines
+
+
+def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
+    """One labelled dataset of every two-layer cell (rule aggregate_two_layer)."""
+    parts = list(inputs["train"])
+    ds = combine(parts, config)
+    counts = {name: int((ds["status"] == i).sum()) for i, name in enumerate(two_layer_train.STATUS)}
+    ds.attrs.update(runs_total=int(ds["status"].size), **{f"runs_{name}": c for name, c in counts.items()})
+    lines = [f"two_layer: {len(parts)} cells, dims {dict(ds.sizes)}, status {counts}"]
+    if counts["diverged"]:
+        lines.append(f"WARNING: {counts['diverged']} of {ds['status'].size} two-layer runs diverged (NaN weights)")
+    return ds, lines
+
+
+def build(config: dict) -> dict[str, xr.Dataset]:
+    parts = [train_cell(config, c["n"], c["k"], c["seed"]) for c in cells(config)]
+    return {"two_layer": combine(parts, config)} if parts else {}
+
+
+def jobs(config: dict) -> str:
+    """Its jobs for the config, in words (study.plan's first line; "" when off)."""
+    return f"{len(cells(config))} two-layer train + 1 aggregate" if cells(config) else ""
+
+
+def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:
+    """Predicted core-seconds of the two-layer cells (0 if disabled): each
+    (n, k) timed on its first seed for a fraction of the steps."""
+    if not cells(config):
+        return {"core_s": 0.0}
+    c = config["two_layer"]
+    short = copy.deepcopy(config)
+    short["two_layer"]["max_steps"] = max(10, int(c["max_steps"] * fraction))
+    total = 0.0
+    for n in c["n"]:
+        for k in c["k"]:
+            t0 = time.process_time()
+            train_cell(short, n, k, c["seeds"][0])
+            cell_s = (time.process_time() - t0) * c["max_steps"] / short["two_layer"]["max_steps"]
+            total += cell_s * len(c["seeds"])
+            print(
+                f"two_layer n={n:4d} k={k:3d}  {cell_s:8.1f} s per cell  x{len(c['seeds'])} seeds = "
+                f"{cell_s * len(c['seeds']) / 3600:6.2f} core-h",
+                flush=True,
+            )
+    return {"core_s": total}

@@ -1,17 +1,35 @@
-"""One cell of the study (n, k, seed): its data, predicted limits and training
-runs, as labelled xarray datasets. No file I/O here (see ``study.ncio``)."""
+"""The one-layer Gaussian experiment (config blocks ``dims``, ``seeds``,
+``grid``, ``population``, ``empirical``, ``limit``; docs/theory.md): a cell
+(n, k, seed) has its data (teacher w*, start w0), predicted limits and the
+training runs of each mode; a mode's cells make the dataset of that name.
+Labelled xarray datasets; no file I/O here (see ``study.ncio``). The
+experiment contract: ``study.experiments``."""
 
 from __future__ import annotations
+
+import copy
+import time
 
 import numpy as np
 import xarray as xr
 
 import rvscgd
+from rvscgd.engine import resolve_sampler
 
-from .grid import RUN_DIMS, run_coords, teacher_sparsity, trained_runs
-from .labels import status_attrs
-from .seeds import rng, seed_sequence
-from .units import eta_effective, lam_effective
+from ..grid import MODES, RUN_DIMS, cells, run_coords, teacher_sparsity, trained_runs
+from ..labels import SUPPORT_LONG_NAMES, status_attrs
+from ..matching import (
+    DEFAULT_MATCH_TOL,
+    LIMIT_VARS,
+    final_sparse_metrics,
+    limit_kind_attrs,
+    match_runs,
+    support_metrics,
+)
+from ..seeds import PURPOSE as PURPOSE
+from ..seeds import rng, seed_sequence
+from ..stacking import sort_grid, stack_cells
+from ..units import eta_effective, lam_attrs, lam_effective, relu_constant
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
 TRACE_VARS = {
@@ -56,7 +74,7 @@ def predict_limits_cell(config: dict, data: xr.Dataset, coords: dict | None = No
     continuum's conditions (``cont_*``), how many stable ones the theory
     predicts (``n_limits``), and ``w_bar``/``u_bar``: the stable one nearest w*
     (the theory's best limit). Which one a run reached is decided later, by
-    matching its final state (``study.aggregate``). ``clipped_relu`` has no
+    matching its final state (``study.matching.match_runs``). ``clipped_relu`` has no
     constant c: NaN there (documented). ``coords``: the values of LIMIT_DIMS
     to predict at (default: the run grid's; the basin study passes its own).
     """
@@ -341,3 +359,238 @@ def _result_dataset(res, shape, coords, n) -> xr.Dataset:
             "feature": np.arange(n),
         },
     )
+
+
+def cell_dataset(
+    train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, mode: str, match_tol: float | None = None
+) -> xr.Dataset:
+    """One cell's training runs joined with its teacher, predicted fixed points
+    and the fixed point each run reached (``match_runs``)."""
+    ds = train.copy()
+    ds["w_star"] = data["w_star"]
+    ds["w0"] = data["w0"]
+    for name in LIMIT_VARS:
+        ds[name] = limits[name]
+    tol = DEFAULT_MATCH_TOL[mode] if match_tol is None else float(match_tol)
+    m = match_runs(train, data, limits, tol)
+    dims = m.pop("dims")
+    ds["limit_kind"] = (dims, m["limit_kind"], limit_kind_attrs(tol))
+    ds["limit_index"] = (dims, m["limit_index"], {"long_name": "fixed_point index of the matched point (-1: none)"})
+    ds["limit_distance"] = (
+        dims,
+        m["limit_distance"],
+        {"long_name": "distance of w_final to the nearest predicted stable fixed point or continuum", "units": "1"},
+    )
+    ds["limit_best"] = (dims, m["limit_best"], {"long_name": "1 if the run ended at w_bar (best stable point)"})
+    ds.update(support_metrics(ds["u_final"], ds["w_star"]))
+    ds.update(final_sparse_metrics(ds["u_final"], ds["w_star"]))
+    ds.update({f"predicted_{k}": v for k, v in support_metrics(ds["u_bar"], ds["w_star"]).items()})
+    ds = ds.drop_vars("feature")
+    coords = {"n": [int(train.attrs["n"])], "k": [int(train.attrs["k"])], "seed": [int(train.attrs["seed"])]}
+    ds = ds.expand_dims(coords)
+    ds.attrs = {}
+    return ds
+
+
+def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
+    """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond n."""
+    ds = stack_cells(cells, pad=("feature", "fixed_point"))
+    ks = ds["k"].values
+    if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
+        pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
+        lam_eff = np.array(
+            [
+                [[[lam_effective(config, lam, int(k), p, b) for k in ks] for b in betas] for lam in ds["lam"].values]
+                for p in pens
+            ]
+        )
+        eff_dims = ("penalty", "lam", "beta", "k")
+    else:
+        lam_eff = np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values])
+        eff_dims = ("lam", "k")
+    ds["lam_effective"] = (
+        eff_dims,
+        lam_eff,
+        {"long_name": "lambda used by the algorithm", "units": "1"},
+    )
+    ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "relu coarse-gradient constant c(k)"})
+    ds["lam"].attrs.update(lam_attrs(config))
+    ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
+    ds["eta"].attrs.update(long_name="step size eta", units="1")
+    if "method" in ds.dims:
+        ds["method"].attrs.update(long_name="training method: rvscgd or a baseline at matched sparsity")
+    ds["penalty"].attrs.update(long_name="sparsity penalty")
+    ds["ste"].attrs.update(long_name="straight-through estimator")
+    ds["normalise"].attrs.update(long_name="normalisation step on (method) or off (ablation)")
+    ds["n"].attrs.update(long_name="features per patch n")
+    ds["k"].attrs.update(long_name="patches k")
+    ds["seed"].attrs.update(long_name="seed index of the cell")
+    if "batch_size" in ds.dims:
+        ds["batch_size"].attrs.update(long_name="inputs per step B")
+    for name, long in {
+        **SUPPORT_LONG_NAMES,
+        "predicted_support_precision": "support precision of u_bar",
+        "predicted_support_recall": "support recall of u_bar",
+        "predicted_support_exact": "1 if supp(u_bar) == supp(w*)",
+    }.items():
+        ds[name].attrs.update(long_name=long, units="1")
+    # Facts the figures need, carried by the data (not read back from the provenance config).
+    ds.attrs.update(
+        mode=mode,
+        lam_units=config["grid"]["lam_units"],
+        tl1_a=float(config["grid"]["tl1_a"]),
+        # netCDF attributes cannot be None: "none" means iht steps at the grid's eta.
+        iht_eta=float(config["grid"]["iht_eta"]) if config["grid"].get("iht_eta") is not None else "none",
+        tol=float(config[mode]["tol"]),
+        title=f"RVSCGD study, {mode} mode",
+    )
+    return sort_grid(ds)
+
+
+# ---- the experiment contract (study.experiments) ---------------------------------
+REQUIRED = {
+    "data": (("w_star", "w0"), ()),
+    "limits": (("w_bar", "u_bar"), ()),
+    "train": (("angle_w", "w_final", "status"), ("step",)),
+}
+
+
+def _cell(wildcards: dict) -> tuple[int, int, int]:
+    return int(wildcards["n"]), int(wildcards["k"]), int(wildcards["seed"])
+
+
+def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[str]]:
+    """A cell's data (teacher, start) and predicted limits (rule make_data).
+
+    The fixed-point enumeration (rvscgd.fixed_points, docs/theory.md) runs here, not in a job of its
+    own: it takes about a second per cell, less than a job's start-up."""
+    data = make_data_cell(config, *_cell(wildcards))
+    limits = predict_limits_cell(config, data)
+    return {"data": data, "limits": limits}, [
+        f"stable fixed points predicted per grid point: max {int(limits.n_limits.max())}"
+    ]
+
+
+def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tuple[xr.Dataset, list[str]]:
+    """Every run of the grid on one (mode, n, k, seed) cell (rule train)."""
+    mode = wildcards["mode"]
+    ds = train_cell(config, mode, inputs["data"], inputs["limits"], threads=threads)
+    status = ds["status"].values.ravel()
+    counts = ", ".join(f"{name} {int(np.sum(status == code))}" for code, name in enumerate(rvscgd.STATUS))
+    if np.any(status < 0):  # baselines off their slice (study.grid.BASELINE_SLICE)
+        counts += f", not_trained {int(np.sum(status < 0))}"
+    n, k, seed = _cell(wildcards)
+    return ds, [f"{mode} n={n} k={k} seed={seed}: {status.size} runs, {counts}"]
+
+
+def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
+    """One labelled dataset of a mode's cells (rule aggregate, ``dataset`` the mode)."""
+    tol = config["limit"]["match_tol"][dataset]
+    parts = [
+        cell_dataset(train, data, limits, dataset, tol)
+        for train, data, limits in zip(inputs["train"], inputs["data"], inputs["limits"], strict=True)
+    ]
+    ds = combine(parts, config, dataset)
+    # Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
+    # divergence): counted here so no reader can miss them.
+    diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
+    trained = int((ds["status"] >= 0).sum())  # not the baselines' untrained grid points (status -1)
+    ds.attrs.update(runs_total=trained, runs_diverged=diverged, runs_not_trained=int(ds["status"].size) - trained)
+    lines = [f"{dataset}: {len(parts)} cells, dims {dict(ds.sizes)}"]
+    if diverged:
+        lines.append(f"WARNING: {diverged} of {trained} {dataset} runs diverged (status 'diverged', NaN weights)")
+    return ds, lines
+
+
+def build(config: dict) -> dict[str, xr.Dataset]:
+    """{mode: dataset} of every enabled mode, in one process."""
+    out, cache = {}, {}
+    for mode in MODES:
+        parts = []
+        for c in cells(config, mode):
+            key = (c["n"], c["k"], c["seed"])
+            if key not in cache:
+                data = make_data_cell(config, *key)
+                cache[key] = (data, predict_limits_cell(config, data))
+            data, limits = cache[key]
+            tol = config["limit"]["match_tol"][mode]
+            parts.append(cell_dataset(train_cell(config, mode, data, limits), data, limits, mode, tol))
+        if parts:
+            out[mode] = combine(parts, config, mode)
+    return out
+
+
+# ---- cost model (study.plan) ---------------------------------------------------------
+def _sampler(config: dict, n: int) -> str:
+    emp = config["empirical"]
+    return resolve_sampler(
+        emp["sampler"], "fresh" if emp["sampling"] == "fresh" else "fixed", n, len(trained_runs(config, 1)[0])
+    )
+
+
+def plan_rows(config: dict, fraction: float, compare_direct: bool = False) -> list[dict]:
+    """One row per (n, k): its first seed's cell timed, each mode for a fraction of its steps."""
+    rows = []
+    seed = config["seeds"][0]
+    n_seeds = len(config["seeds"])
+    for n in config["dims"]["n"]:
+        for k in config["dims"]["k"]:
+            t0 = time.process_time()
+            data = make_data_cell(config, n, k, seed)
+            limits = predict_limits_cell(config, data)
+            t_data = time.process_time() - t0
+            row = {"n": n, "k": k, "make_data_s": t_data}
+            for mode in MODES:
+                if not config[mode]["enabled"]:
+                    continue
+                short = copy.deepcopy(config)
+                full_steps = config[mode]["max_steps"]
+                short[mode]["max_steps"] = max(10, int(full_steps * fraction))
+                t0 = time.process_time()
+                train_cell(short, mode, data, limits)
+                elapsed = time.process_time() - t0
+                row[f"{mode}_s"] = elapsed * full_steps / short[mode]["max_steps"]
+                if mode == "empirical":
+                    row["sampler"] = _sampler(config, n)
+                    if compare_direct:
+                        short["empirical"]["sampler"] = "direct"
+                        t0 = time.process_time()
+                        train_cell(short, mode, data, limits)
+                        row["empirical_direct_s"] = (time.process_time() - t0) * full_steps / short[mode]["max_steps"]
+            row["cell_s"] = row["make_data_s"] + sum(row.get(f"{m}_s", 0.0) for m in MODES)
+            row["all_seeds_s"] = row["cell_s"] * n_seeds
+            if "empirical_direct_s" in row:
+                row["all_seeds_direct_s"] = (row["cell_s"] - row["empirical_s"] + row["empirical_direct_s"]) * n_seeds
+            rows.append(row)
+            direct = f" (direct {row['empirical_direct_s']:8.1f} s)" if "empirical_direct_s" in row else ""
+            print(
+                f"n={n:4d} k={k:3d}  make_data {row['make_data_s']:7.1f} s  "
+                + "  ".join(f"{m} {row.get(f'{m}_s', 0.0):8.1f} s" for m in MODES)
+                + (f" [{row['sampler']}]{direct}" if "sampler" in row else "")
+                + f"  x{n_seeds} seeds = {row['all_seeds_s'] / 3600:6.2f} core-h",
+                flush=True,
+            )
+    return rows
+
+
+def jobs(config: dict) -> str:
+    """Its jobs for the config, in words (study.plan's first line)."""
+    cells_n = len(config["dims"]["n"]) * len(config["dims"]["k"]) * len(config["seeds"])
+    modes = [m for m in MODES if config[m]["enabled"]]
+    return (
+        f"{cells_n} cells x {len(trained_runs(config, 1)[0])} runs each; jobs: {cells_n} make_data, "
+        f"{cells_n * len(modes)} train, {len(modes)} aggregate"
+    )
+
+
+def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:
+    """Predicted core-seconds of the cells (data and training), the longest
+    training job, and with ``compare_direct`` the total with ``sampler: direct``."""
+    rows = plan_rows(config, fraction, compare_direct)
+    out = {
+        "core_s": sum(r["all_seeds_s"] for r in rows),
+        "longest_s": max(max(r.get(f"{m}_s", 0.0) for m in MODES) for r in rows),
+    }
+    if compare_direct and config["empirical"]["enabled"]:
+        out["direct_core_s"] = sum(r["all_seeds_direct_s"] for r in rows)
+    return out

@@ -1,4 +1,4 @@
-"""The basin study (config block ``basins``, docs/basins.md): many starts per
+"""The basin experiment (config block ``basins``, docs/basins.md): many starts per
 teacher on a slice of the grid, and how often each reaches the best fixed
 point, recovers the support, or ends on a spurious limit. No file I/O here.
 
@@ -18,7 +18,9 @@ definition); support recovery by ``study.matching.support_metrics``.
 
 from __future__ import annotations
 
+import copy
 import itertools
+import time
 
 import numpy as np
 import xarray as xr
@@ -26,16 +28,21 @@ import xarray as xr
 import rvscgd
 from rvscgd import theory
 
-from .cells import make_data_cell, predict_limits_cell
-from .grid import basin_cells
-from .labels import status_attrs
-from .matching import limit_kind_attrs, match_runs, support_metrics
-from .seeds import rng, seed_sequence
-from .stacking import sort_grid, stack_cells
-from .starts import at_angle, orthogonal_direction
-from .units import lam_attrs, lam_effective, relu_constant
+from ..grid import MODES, block_cells
+from ..labels import status_attrs
+from ..matching import limit_kind_attrs, match_runs, support_metrics
+from ..seeds import PURPOSE as PURPOSE
+from ..seeds import rng, seed_sequence
+from ..stacking import sort_grid, stack_cells
+from ..starts import at_angle, orthogonal_direction
+from ..units import lam_attrs, lam_effective, relu_constant
+from .gaussian import make_data_cell, predict_limits_cell
 
-cells = basin_cells  # the cells of the basin study
+
+def cells(config: dict) -> list[dict]:
+    """The cells (n, k, seed) of the basin study, one training job each."""
+    return block_cells(config, "basins")
+
 
 RUN_DIMS = ("start", "penalty", "lam", "beta", "eta")
 GRID_DIMS = RUN_DIMS[1:]
@@ -273,3 +280,78 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         adversarial_angle_units="pi rad, half-open [low, high)",
     )
     return sort_grid(ds)
+
+
+# ---- the experiment contract (study.experiments) ---------------------------------
+REQUIRED = {"train": (("status", *OUTCOMES), ("start", "setting"))}
+prepare = None
+
+
+def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tuple[xr.Dataset, list[str]]:
+    """Every basin run (starts x grid slice x settings) of one (n, k, seed) cell (rule train_basins)."""
+    n, k, seed = (int(wildcards[d]) for d in ("n", "k", "seed"))
+    ds = train_cell(config, n, k, seed, threads=threads)
+    lines = []
+    for setting in ds["setting"].values:
+        sub = ds.sel(setting=setting)
+        shares = ", ".join(f"{q} {float(sub[q].mean()):.2f}" for q in OUTCOMES)
+        lines.append(f"basins {setting} n={n} k={k} seed={seed}: {sub['status'].size} runs, {shares}")
+    return ds, lines
+
+
+def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
+    """One labelled dataset of every basin cell (rule aggregate_basins)."""
+    parts = list(inputs["train"])
+    ds = combine(parts, config)
+    diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
+    ds.attrs.update(runs_total=int(ds["status"].size), runs_diverged=diverged)
+    lines = [f"basins: {len(parts)} cells, dims {dict(ds.sizes)}, diverged {diverged}"]
+    if diverged:
+        lines.append(f"WARNING: {diverged} of {ds['status'].size} basin runs diverged (NaN weights)")
+    return ds, lines
+
+
+def build(config: dict) -> dict[str, xr.Dataset]:
+    parts = [train_cell(config, c["n"], c["k"], c["seed"]) for c in cells(config)]
+    return {"basins": combine(parts, config)} if parts else {}
+
+
+def jobs(config: dict) -> str:
+    """Its jobs for the config, in words (study.plan's first line; "" when off)."""
+    return f"{len(cells(config))} basin train + 1 aggregate" if cells(config) else ""
+
+
+def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:
+    """Predicted core-seconds of the basin cells (0 if disabled): each (n, k)
+    timed on its first seed with both modes' step limits cut to a fraction,
+    and with one step (what does not depend on the steps: the fixed-point
+    enumeration and the matching); the difference is extrapolated linearly
+    in steps (an upper bound, as for the main cells), then in seeds."""
+    if not cells(config):
+        return {"core_s": 0.0}
+    c = config["basins"]
+
+    def timed(steps_of):
+        short = copy.deepcopy(config)
+        for mode in MODES:
+            short[mode]["max_steps"] = steps_of(config[mode]["max_steps"])
+        t0 = time.process_time()
+        train_cell(short, n, k, c["seeds"][0])
+        return time.process_time() - t0, short
+
+    total = 0.0
+    for n in c["n"]:
+        for k in c["k"]:
+            fixed, _ = timed(lambda steps: 1)
+            part, short = timed(lambda steps: max(10, int(steps * fraction)))
+            scale = max(config[m]["max_steps"] / short[m]["max_steps"] for m in c["modes"])
+            cell_s = fixed + max(part - fixed, 0.0) * scale
+            total += cell_s * len(c["seeds"])
+            grid = len(start_kinds(config)) * np.prod([len(v) for v in grid_coords(config).values()])
+            print(
+                f"basins n={n:4d} k={k:3d}  {cell_s:8.1f} s per cell ({grid} runs x {len(settings(config))} "
+                "settings)  "
+                f"x{len(c['seeds'])} seeds = {cell_s * len(c['seeds']) / 3600:6.2f} core-h",
+                flush=True,
+            )
+    return {"core_s": total, "share": "the basin study"}

@@ -1,0 +1,94 @@
+"""The study's experiments, one module each, behind one contract.
+
+The glue scripts (``scripts/prepare.py``, ``train.py``, ``aggregate.py``),
+``study.inprocess`` and ``study.plan`` loop over ``NAMES`` and call the
+module of an experiment by its name (``load``); none of them branches on an
+experiment. This package imports no experiment, numpy or xarray itself, so
+the workflow reads it at parse time and a job runs only its own
+experiment's code (``study.sources``: editing one experiment reruns only
+its jobs).
+
+The contract: each module ``<name>.py`` here defines
+
+``PURPOSE``
+    its seed purposes (``study.seeds``): what each random stream is for.
+``REQUIRED``
+    ``{input kind: (variables, dimensions)}`` every file of that kind its
+    jobs read must hold (``study.ncio.open_checked``).
+``prepare(config, wildcards) -> {output name: Dataset}``
+    its data stage (None if it has none).
+``train(config, wildcards, inputs, threads) -> (Dataset, log lines)``
+    one cell: ``inputs`` maps an input kind to its opened dataset.
+``aggregate(config, dataset, inputs) -> (Dataset, log lines)``
+    its cells as one labelled dataset ``dataset``: ``inputs`` maps an
+    input kind to an iterator over its opened files, in the rule's order.
+``build(config) -> {dataset: Dataset}``
+    every dataset it makes, in one process (tests, notebooks).
+``plan(config, fraction, compare_direct) -> dict``
+    its cost model: ``core_s`` (predicted core-seconds), printing a row per
+    timed cell; optionally ``longest_s`` and ``direct_core_s``.
+
+and ``DATASETS`` below says which datasets each makes for a config.
+
+An experiment with a config block of its own whose cells are (n, k, seed)
+(``CELL_BLOCKS``) gets its rules generated (workflow/rules/experiments.smk):
+``train_<name>`` (one job per cell, ``results/<name>/train/``) and
+``aggregate_<name>`` (``results/datasets/<name>.nc``); ``DEPENDS_ON`` names
+the config its cells depend on (the train rule's params: a change there
+retrains, any other does not). Adding such an experiment: its module here,
+its entry in ``NAMES``, ``CELL_BLOCKS`` and ``DEPENDS_ON``, its schema block.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+NAMES = ("gaussian", "two_layer", "basins", "digits")
+
+
+def _gaussian(config: dict) -> list[str]:
+    return [m for m in ("population", "empirical") if config[m]["enabled"]]
+
+
+def _enabled(name: str):
+    return lambda config: [name] if config.get(name, {}).get("enabled", False) else []
+
+
+# The datasets each experiment makes for a config (empty when it is off): cheap, read at parse time.
+DATASETS = {"gaussian": _gaussian, **{name: _enabled(name) for name in NAMES[1:]}}
+
+
+# Experiments whose rules are generated: (n, k, seed) cells from their own config block.
+CELL_BLOCKS = ("two_layer", "basins")
+
+
+def _shared(config: dict) -> tuple:
+    """The config every generated experiment's cells depend on: the seed, the
+    teacher (w* is the one-layer cell's of the same coordinates) and the
+    lambda units."""
+    return config["seed"], config["teacher"], config["grid"]["lam_units"], config["grid"]["tl1_a"]
+
+
+# The config parts a generated experiment's training cells depend on (its train rule's params).
+DEPENDS_ON = {
+    "two_layer": lambda config: (*_shared(config), config["two_layer"], config["trace_points"]),
+    "basins": lambda config: (
+        *_shared(config),
+        config["basins"],
+        {m: config[m] for m in config["basins"]["modes"]},
+        config["limit"],
+    ),
+}
+
+
+def load(name: str) -> ModuleType:
+    """The module of experiment ``name``."""
+    if name not in NAMES:
+        raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def datasets(config: dict) -> dict[str, str]:
+    """{dataset: experiment} of every dataset the config makes, in ``NAMES`` order."""
+    return {d: name for name in NAMES for d in DATASETS[name](config)}
