@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("rvscgd", "study")
 
 
+@cache
 def module_file(name: str, root: Path = ROOT) -> Path | None:
     """The source of project module ``name`` (dotted), relative to ``root``, or
     None if ``name`` is not a module of the project's packages."""
@@ -89,6 +90,11 @@ def job_modules(*entries: str, root: Path = ROOT) -> list[str]:
     root : Path
         The folder of the glue scripts and packages (``scripts/``).
     """
+    return list(_closure(entries, root))
+
+
+@cache
+def _closure(entries: tuple[str, ...], root: Path) -> tuple[str, ...]:
     todo: list[str] = []
     for entry in entries:
         if entry.endswith(".py"):
@@ -106,7 +112,7 @@ def job_modules(*entries: str, root: Path = ROOT) -> list[str]:
         rel = module_file(name, root)
         package = name if rel.name == "__init__.py" else name.rpartition(".")[0]
         todo.extend(_direct_imports(rel, package, root))
-    return sorted(seen)
+    return tuple(sorted(seen))
 
 
 def job_sources(*entries: str, root: Path = ROOT) -> list[Path]:
