@@ -16,7 +16,7 @@ def build_datasets(config: dict) -> dict[str, xr.Dataset]:
     exactly as the workflow's aggregate rules make them."""
     out = {}
     for name in experiments.NAMES:
-        out.update(experiments.load(name).build(config))
+        out.update(experiments.build(name, config))
     return out
 
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+# Long names of the cell and grid coordinates every dataset of (n, k, seed) cells has.
+COORD_LONG_NAMES = {
+    "n": "features per patch n",
+    "seed": "seed index of the cell",
+    "penalty": "sparsity penalty",
+    "beta": "splitting parameter beta",
+}
 SUPPORT_LONG_NAMES = {
     "support_precision": "support precision of u_final w.r.t. w*",
     "support_recall": "support recall of u_final w.r.t. w*",
@@ -19,3 +26,10 @@ def status_attrs(names, long_name: str = "how the run ended") -> dict:
         "flag_values": np.arange(len(names), dtype=np.int8),
         "flag_meanings": " ".join(names),
     }
+
+
+def set_long_names(ds, long_names: dict, **attrs) -> None:
+    """Give each variable or coordinate of ``ds`` named in ``long_names`` its
+    long name (and ``attrs``, e.g. ``units``), in place."""
+    for name, long in long_names.items():
+        ds[name].attrs.update(long_name=long, **attrs)

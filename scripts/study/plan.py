@@ -39,7 +39,7 @@ def main(argv=None):
         raise SystemExit(str(err)) from None
     figures = [name for name, block in config["figures"].items() if isinstance(block, dict) and block.get("enabled")]
     modules = [experiments.load(name) for name in experiments.NAMES]
-    jobs = [text for text in (m.jobs(config) for m in modules) if text]
+    jobs = [text for text in (experiments.jobs(name, config) for name in experiments.NAMES) if text]
     print(f"{args.configfile}: {', '.join(jobs)}, {len(figures)} figures, 1 all", flush=True)
     costs = [m.plan(config, args.steps_fraction, args.compare_direct) for m in modules]
     total = sum(c["core_s"] for c in costs)

@@ -2,7 +2,7 @@
 
 The glue scripts (``scripts/prepare.py``, ``train.py``, ``aggregate.py``),
 ``study.inprocess`` and ``study.plan`` loop over ``NAMES`` and call the
-module of an experiment by its name (``load``); none of them branches on an
+module of an experiment by its name (``load``, ``build``, ``jobs``); none of them branches on an
 experiment. This package imports no experiment, numpy or xarray itself, so
 the workflow reads it at parse time and a job runs only its own
 experiment's code (``study.sources``: editing one experiment reruns only
@@ -23,7 +23,11 @@ The contract: each module ``<name>.py`` here defines
     its cells as one labelled dataset ``dataset``: ``inputs`` maps an
     input kind to an iterator over its opened files, in the rule's order.
 ``build(config) -> {dataset: Dataset}``
-    every dataset it makes, in one process (tests, notebooks).
+    every dataset it makes, in one process (tests, notebooks); an
+    experiment of ``CELL_BLOCKS`` may leave it to ``build`` below.
+``jobs(config) -> str``
+    its jobs in words; an experiment of ``CELL_BLOCKS`` may instead name
+    itself in ``LABEL`` (``jobs`` below).
 ``plan(config, fraction, compare_direct) -> dict``
     its cost model: ``core_s`` (predicted core-seconds), printing a row per
     timed cell; optionally ``longest_s`` and ``direct_core_s``.
@@ -92,3 +96,26 @@ def load(name: str) -> ModuleType:
 def datasets(config: dict) -> dict[str, str]:
     """{dataset: experiment} of every dataset the config makes, in ``NAMES`` order."""
     return {d: name for name in NAMES for d in DATASETS[name](config)}
+
+
+# ---- what the loops call: the module's own, or for CELL_BLOCKS the shared default -------
+def build(name: str, config: dict) -> dict:
+    """Every dataset experiment ``name`` makes, in one process: its module's
+    ``build``, or for an experiment of ``CELL_BLOCKS`` without one each cell
+    trained in turn (``train_cell(config, n, k, seed)``), then stacked (``combine``)."""
+    module = load(name)
+    if hasattr(module, "build"):
+        return module.build(config)
+    parts = [module.train_cell(config, c["n"], c["k"], c["seed"]) for c in module.cells(config)]
+    return {name: module.combine(parts, config)} if parts else {}
+
+
+def jobs(name: str, config: dict) -> str:
+    """Experiment ``name``'s jobs in words (study.plan's first line, "" when off):
+    its module's ``jobs``, or for ``CELL_BLOCKS`` its cells' train jobs and one
+    aggregate (``LABEL`` names it)."""
+    module = load(name)
+    if hasattr(module, "jobs"):
+        return module.jobs(config)
+    cells = module.cells(config)
+    return f"{len(cells)} {module.LABEL} train + 1 aggregate" if cells else ""

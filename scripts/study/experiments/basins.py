@@ -29,7 +29,7 @@ import rvscgd
 from rvscgd import theory
 
 from ..grid import MODES, block_cells
-from ..labels import status_attrs
+from ..labels import COORD_LONG_NAMES, set_long_names, status_attrs
 from ..matching import limit_kind_attrs, match_runs, support_metrics
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
@@ -231,8 +231,7 @@ def _setting_dataset(res, shape, coords, n, data, limits, tol) -> xr.Dataset:
     w_star = xr.DataArray(data["w_star"].values, dims="feature")
     ds["support_exact"] = support_metrics(ds["u_final"], w_star)["support_exact"]
     ds["spurious"] = spurious(ds["u_final"], w_star)
-    for name, long in OUTCOMES.items():
-        ds[name].attrs.update(long_name=long, units="1")
+    set_long_names(ds, OUTCOMES, units="1")
     return ds.drop_vars(["start", *GRID_DIMS])
 
 
@@ -253,20 +252,18 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         np.array([[[[lam_effective(config, x, k, p, b) for k in ks] for b in betas] for x in lams] for p in pens]),
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
-    for name, long in {
-        "n": "features per patch n",
-        "k": "patches k",
-        "seed": "seed index of the cell",
-        "penalty": "sparsity penalty",
-        "beta": "splitting parameter beta",
-        "eta": "step size eta",
-        "ste": "straight-through estimator (relu: the basin study trains the method itself)",
-        "normalise": "normalisation step on (the method)",
-    }.items():
-        ds[name].attrs.update(long_name=long)
+    set_long_names(
+        ds,
+        {
+            **COORD_LONG_NAMES,
+            "k": "patches k",
+            "eta": "step size eta",
+            "ste": "straight-through estimator (relu: the basin study trains the method itself)",
+            "normalise": "normalisation step on (the method)",
+        },
+    )
     ds["lam"].attrs.update(lam_attrs(config))
-    for name, long in OUTCOMES.items():
-        ds[name].attrs.update(long_name=long, units="1")
+    set_long_names(ds, OUTCOMES, units="1")
     c = config["basins"]
     lo, hi = (float(x) for x in c["adversarial_angle"])
     ds.attrs.update(
@@ -283,6 +280,7 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
 
 
 # ---- the experiment contract (study.experiments) ---------------------------------
+LABEL = "basin"  # in study.plan's job count
 REQUIRED = {"train": (("status", *OUTCOMES), ("start", "setting"))}
 prepare = None
 
@@ -309,16 +307,6 @@ def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, lis
     if diverged:
         lines.append(f"WARNING: {diverged} of {ds['status'].size} basin runs diverged (NaN weights)")
     return ds, lines
-
-
-def build(config: dict) -> dict[str, xr.Dataset]:
-    parts = [train_cell(config, c["n"], c["k"], c["seed"]) for c in cells(config)]
-    return {"basins": combine(parts, config)} if parts else {}
-
-
-def jobs(config: dict) -> str:
-    """Its jobs for the config, in words (study.plan's first line; "" when off)."""
-    return f"{len(cells(config))} basin train + 1 aggregate" if cells(config) else ""
 
 
 def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:

@@ -17,7 +17,7 @@ import rvscgd
 from rvscgd.engine import resolve_sampler
 
 from ..grid import MODES, RUN_DIMS, cells, run_coords, teacher_sparsity, trained_runs
-from ..labels import SUPPORT_LONG_NAMES, status_attrs
+from ..labels import SUPPORT_LONG_NAMES, set_long_names, status_attrs
 from ..matching import (
     DEFAULT_MATCH_TOL,
     LIMIT_VARS,
@@ -427,13 +427,16 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     ds["seed"].attrs.update(long_name="seed index of the cell")
     if "batch_size" in ds.dims:
         ds["batch_size"].attrs.update(long_name="inputs per step B")
-    for name, long in {
-        **SUPPORT_LONG_NAMES,
-        "predicted_support_precision": "support precision of u_bar",
-        "predicted_support_recall": "support recall of u_bar",
-        "predicted_support_exact": "1 if supp(u_bar) == supp(w*)",
-    }.items():
-        ds[name].attrs.update(long_name=long, units="1")
+    set_long_names(
+        ds,
+        {
+            **SUPPORT_LONG_NAMES,
+            "predicted_support_precision": "support precision of u_bar",
+            "predicted_support_recall": "support recall of u_bar",
+            "predicted_support_exact": "1 if supp(u_bar) == supp(w*)",
+        },
+        units="1",
+    )
     # Facts the figures need, carried by the data (not read back from the provenance config).
     ds.attrs.update(
         mode=mode,

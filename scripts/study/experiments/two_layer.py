@@ -23,7 +23,7 @@ from rvscgd import two_layer as tl
 from rvscgd import two_layer_train
 
 from ..grid import block_cells, coords_of, teacher_sparsity
-from ..labels import SUPPORT_LONG_NAMES, status_attrs
+from ..labels import COORD_LONG_NAMES, SUPPORT_LONG_NAMES, set_long_names, status_attrs
 from ..matching import support_metrics
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
@@ -188,20 +188,18 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
     ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "fixed-readout relu constant c(k) (lam units)"})
-    for name, long in {
-        "n": "features per patch n",
-        "k": "patches (hidden units) k",
-        "seed": "seed index of the cell",
-        "penalty": "sparsity penalty",
-        "beta": "splitting parameter beta",
-        "eta": "step size eta (both layers)",
-        "ste": "straight-through estimator of the coarse gradient in w",
-        "normalise": "normalisation step of w on (method) or off (ablation)",
-    }.items():
-        ds[name].attrs.update(long_name=long)
+    set_long_names(
+        ds,
+        {
+            **COORD_LONG_NAMES,
+            "k": "patches (hidden units) k",
+            "eta": "step size eta (both layers)",
+            "ste": "straight-through estimator of the coarse gradient in w",
+            "normalise": "normalisation step of w on (method) or off (ablation)",
+        },
+    )
     ds["lam"].attrs.update(lam_attrs(config))
-    for name, long in SUPPORT_LONG_NAMES.items():
-        ds[name].attrs.update(long_name=long, units="1")
+    set_long_names(ds, SUPPORT_LONG_NAMES, units="1")
     c = config["two_layer"]
     ds.attrs.update(
         title="RVSCGD study, two-layer model (trainable second layer, model.md section 6)",
@@ -220,6 +218,7 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
 
 
 # ---- the experiment contract (study.experiments) ---------------------------------
+LABEL = "two-layer"  # in study.plan's job count
 REQUIRED = {"train": (("loss", "status", "w_final", "v_final"), ("step", "mode"))}
 prepare = None
 
@@ -246,16 +245,6 @@ def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, lis
     if counts["diverged"]:
         lines.append(f"WARNING: {counts['diverged']} of {ds['status'].size} two-layer runs diverged (NaN weights)")
     return ds, lines
-
-
-def build(config: dict) -> dict[str, xr.Dataset]:
-    parts = [train_cell(config, c["n"], c["k"], c["seed"]) for c in cells(config)]
-    return {"two_layer": combine(parts, config)} if parts else {}
-
-
-def jobs(config: dict) -> str:
-    """Its jobs for the config, in words (study.plan's first line; "" when off)."""
-    return f"{len(cells(config))} two-layer train + 1 aggregate" if cells(config) else ""
 
 
 def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:
