@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 import yaml
 
+from .conftest import IN_CI
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]  # whole workflow runs: also "slow"
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +33,6 @@ PROFILE = "workflow/profiles/slurm"
 TEST_CONFIG = ".test/config/config.yaml"
 STATE = Path(os.environ.get("RVSCGD_SLURM_STATE", "/tmp/rvscgd-slurm"))
 ETC = Path(os.environ.get("RVSCGD_SLURM_ETC", "/etc/slurm"))  # as scripts/cluster/slurm-common.sh
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Seconds allowed for each Snakemake run; `timeout -k 10` kills a Snakemake that
 # ignores SIGTERM while it believes cluster jobs are running.
 RUN_TIMEOUT = 300

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,11 +11,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import ROOT, TINY, dry_run_jobs, local_env, run_snakemake
+from .conftest import IN_CI, ROOT, TINY, dry_run_jobs, local_env, run_snakemake
 
 pytestmark = pytest.mark.slow
-
-IN_CI = os.environ.get("CI") == "true"
 
 
 def clone_study(src, dest):
