@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,11 @@ def test_measurements_md_says_it_is_a_record():
 
 def test_figures_md_stays_short():
     assert FIGURES_MD.stat().st_size <= 12_000
+
+
+def test_catalog_imports_without_plotting_libraries():
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import study.figures.catalog; "
+        "bad = {'matplotlib', 'seaborn', 'xarray'} & set(sys.modules); assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts")], check=True)
