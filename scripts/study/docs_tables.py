@@ -71,8 +71,10 @@ def written(value) -> str:
 
 
 def cell(text: str) -> str:
-    """Text fit for one cell of a Markdown table (one line, pipes escaped)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text fit for one cell of a Markdown table: one line, pipes and stars
+    escaped (stars outside code spans, where they would start emphasis)."""
+    parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
+    return "`".join(p if i % 2 else p.replace("*", "\\*") for i, p in enumerate(parts))
 
 
 def default_cell(sub: dict) -> str:
@@ -106,7 +108,7 @@ def config_keys(schema: dict) -> str:
     for top, sub in blocks.items():
         out += [f"### `{top}`", ""]
         if sub.get("description"):
-            out += [" ".join(sub["description"].split()), ""]
+            out += [cell(sub["description"]), ""]
         out += [*key_rows(keys(sub, f"{top}.")), ""]
     return "\n".join(out)
 
