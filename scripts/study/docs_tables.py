@@ -30,7 +30,7 @@ CONFIG_README = ROOT / "config" / "README.md"
 def markers(name: str) -> tuple[str, str]:
     """The comments around a generated part called ``name``."""
     return (
-        f"<!-- BEGIN GENERATED {name}: python -m study.docs_tables rewrites this part; edit its sources -->",
+        f"<!-- BEGIN GENERATED {name}: made by python -m study.docs_tables; edit its sources -->",
         f"<!-- END GENERATED {name} -->",
     )
 

@@ -111,8 +111,14 @@ def test_measurements_md_says_it_is_a_record():
     assert "record" in head and "not reference" in head
 
 
-def test_figures_md_stays_short():
-    assert FIGURES_MD.stat().st_size <= 12_000
+def test_figures_md_prose_stays_short():
+    """docs/figures.md's hand-written part (all but the generated ones, which
+    grow with the figures) stays a short page: what a figure shows is its
+    caption's to say."""
+    text = FIGURES_MD.read_text()
+    for name in (catalog.PART, catalog.USERS):
+        text = text.replace(docs_tables.part(text, name), "")
+    assert len(text.encode()) <= 7_000
 
 
 def test_catalog_imports_without_plotting_libraries():

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 
 from .. import docs_tables as tables
-from .registry import FIGURES
+from .registry import FIGURES, SHARED, modules
 
 DOC = tables.ROOT / "docs" / "figures.md"
 WORKFLOW = tables.ROOT / "workflow"
 PART = "figure catalogue"
+USERS = "shared module users"
 
 
 def number(name: str) -> str:
@@ -87,8 +88,25 @@ def figures_shared(schema: dict) -> dict:
     return {"properties": props}
 
 
+def users() -> str:
+    """Which figures each shared module re-renders when edited (from the
+    registry's ``uses`` and ``SHARED``)."""
+    out = []
+    for mod in sorted(SHARED):
+        names = [n for n in FIGURES if mod in modules(n)]
+        rest = [n for n in FIGURES if n not in names]
+        if not rest:
+            which = "every figure"
+        elif len(rest) <= 3:
+            which = "every figure but " + ", ".join(f"`{n}`" for n in rest)
+        else:
+            which = ", ".join(f"`{n}`" for n in names)
+        out.append(f"- `{mod}.py`: {which}")
+    return "\n".join(out) + "\n"
+
+
 def expected(text: str, schema: dict) -> str:
-    return tables.splice(text, PART, catalogue(schema))
+    return tables.splice(tables.splice(text, PART, catalogue(schema)), USERS, users())
 
 
 def main() -> int:
