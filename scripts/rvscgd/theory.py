@@ -32,6 +32,7 @@ import numpy as np
 
 from .fixed_points import fixed_points
 from .model import coarse_constant
+from .noise import NoiseFloor, gradient_covariance, noise_floor  # noqa: F401 - part of theory's API (section 9)
 from .penalties import check_penalty, prox, threshold
 
 
@@ -328,6 +329,9 @@ def phase_map(w_star, lam_c, beta_c, penalty, a=1.0, coarse=None) -> PhaseMap:
 
 
 __all__ = [
+    "NoiseFloor",
+    "gradient_covariance",
+    "noise_floor",
     "REGIONS",
     "REGION_LABELS",
     "ErrorBound",
