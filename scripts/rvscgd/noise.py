@@ -41,11 +41,14 @@ import numpy as np
 from .fixed_points import fixed_points
 from .limit import check_params
 from .model import check_ste, coarse_constant
+from .penalties import prox
 from .rates import tangent_jacobian
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 # Normal draws of the stationary law (antithetic pairs, so 2 x this many states).
 MC_DRAWS = 256
+# Largest ||T(w_bar) - w_bar|| accepted for a given w_bar.
+FIXED_TOL = 1e-6
 # Relative change of tr C at which the self-consistent iteration stops.
 SOLVE_RTOL = 1e-6
 
@@ -369,6 +372,14 @@ def noise_floor(
     w_bar = np.asarray(w_bar, dtype=float)
     if w_bar.shape != w_star.shape or abs(np.linalg.norm(w_bar) - 1.0) > 1e-8:
         raise ValueError(f"w_bar must be a unit vector of shape {w_star.shape}")
+    u_bar = prox(w_bar, float(lam) / float(beta), penalty, a)
+    v = c * w_star + float(beta) * u_bar
+    residual = float(np.linalg.norm(v / np.linalg.norm(v) - w_bar))
+    if not residual <= FIXED_TOL:
+        raise ValueError(
+            f"w_bar is not a fixed point of the population map normalise(c w* + beta prox(w)): residual "
+            f"{residual:.3g} > {FIXED_TOL:g} (pass a point from rvscgd.fixed_points, or None)"
+        )
     from threadpoolctl import threadpool_limits  # lazy, as in the engine
 
     # Small products (n x 2m, n x n): one BLAS thread is many times faster
