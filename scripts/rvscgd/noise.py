@@ -47,6 +47,9 @@ from .rates import tangent_jacobian
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 # Normal draws of the stationary law (antithetic pairs, so 2 x this many states).
 MC_DRAWS = 256
+# Midpoint to the nearest other stable fixed point closer than this many
+# predicted standard deviations: the run may hop there (NoiseFloor.hops).
+HOP_Z = 4.0
 # Largest ||T(w_bar) - w_bar|| accepted for a given w_bar.
 FIXED_TOL = 1e-6
 # Relative change of tr C at which the self-consistent iteration stops.
@@ -213,6 +216,11 @@ class NoiseFloor:
     rho : spectral radius of the linearised step (``rvscgd.linear_rate``).
     theta_bar : angle(w_bar, w*) in rad.
     mean_theta : ``E theta(w, w*)`` under the predicted stationary law.
+    other_distance : distance from w_bar to the nearest other listed stable
+        fixed point (inf if none; continua are not considered).
+    escape_z : half that distance over the predicted standard deviation
+        along the direction to it. Below ``HOP_Z`` the run can hop to the
+        other point, which the linearisation does not describe (``hops``).
     cov : (n-1, n-1) the stationary tangent covariance C (basis ``basis``).
     basis : (n, n-1) orthonormal basis Q of the tangent space at w_bar.
     iterations : iterations of the self-consistent solve.
@@ -228,9 +236,17 @@ class NoiseFloor:
     rho: float
     theta_bar: float
     mean_theta: float
+    other_distance: float
+    escape_z: float
     cov: np.ndarray
     basis: np.ndarray
     iterations: int
+
+    @property
+    def hops(self) -> bool:
+        """The run may hop to another stable fixed point (``escape_z < HOP_Z``):
+        the prediction is outside its regime (docs/theory.md section 9.4)."""
+        return self.escape_z < HOP_Z
 
     @property
     def rms(self) -> float:
@@ -306,21 +322,19 @@ class _Solver:
         return C, it, mt, total, ind, total - ind
 
 
+def _stable_points(fp, toward):
+    """The listed stable fixed points of ``fp``, each the member of its orbit nearest ``toward``."""
+    return [fp.oriented(i, toward) for i, p in enumerate(fp) if p.stable]
+
+
 def best_fixed_point(w_star, k, lam, beta, penalty, eta, a=1.0, ste="relu"):
     """The best stable fixed point of the eta-step: among the listed stable
     ones, the one (oriented) nearest w* (the study's ``limit_best``)."""
     fp = fixed_points(w_star, k, lam, beta, penalty, a=a, ste=ste, eta=eta)
-    best, dist = None, math.inf
-    for i, p in enumerate(fp):
-        if not p.stable:
-            continue
-        w = fp.oriented(i, w_star)
-        d = float(np.linalg.norm(w - w_star))
-        if d < dist:
-            best, dist = w, d
-    if best is None:
+    points = _stable_points(fp, w_star)
+    if not points:
         raise ValueError("no stable isolated fixed point is listed for this setting: pass w_bar")
-    return best
+    return min(points, key=lambda w: float(np.linalg.norm(w - w_star)))
 
 
 def noise_floor(
@@ -392,7 +406,20 @@ def noise_floor(
         C, it, mt, total, ind, dep = solver.parts(B)
         cross = _crossover(solver, B, ind, dep) if crossover else math.nan
     theta_bar = float(np.arctan2(np.linalg.norm(w_star - (w_star @ w_bar) * w_bar), w_star @ w_bar))
-    return NoiseFloor(total, w_bar, ind, dep, cross, B, sigma, solver.rho, theta_bar, mt, C, solver.Q, it)
+    # The nearest other stable fixed point, and how far the midpoint to it lies
+    # in the predicted law (its standard deviation along that direction).
+    fp = fixed_points(w_star, k, lam, beta, penalty, a=a, ste=ste, eta=eta)
+    others = [w for w in _stable_points(fp, w_bar) if np.linalg.norm(w - w_bar) > 1e-9]
+    other_distance, escape_z = math.inf, math.inf
+    if others:
+        w_o = min(others, key=lambda w: float(np.linalg.norm(w - w_bar)))
+        other_distance = float(np.linalg.norm(w_o - w_bar))
+        u = solver.Q.T @ (w_o - w_bar)
+        u /= np.linalg.norm(u)
+        escape_z = 0.5 * other_distance / math.sqrt(max(float(u @ C @ u), 1e-300))
+    return NoiseFloor(
+        total, w_bar, ind, dep, cross, B, sigma, solver.rho, theta_bar, mt, other_distance, escape_z, C, solver.Q, it
+    )
 
 
 def _crossover(solver, B, ind, dep):
@@ -425,4 +452,4 @@ def _crossover(solver, B, ind, dep):
     return math.exp(brentq(ratio, lo, hi, xtol=1e-3))
 
 
-__all__ = ["MC_DRAWS", "NoiseFloor", "best_fixed_point", "gradient_covariance", "noise_floor"]
+__all__ = ["HOP_Z", "MC_DRAWS", "NoiseFloor", "best_fixed_point", "gradient_covariance", "noise_floor"]

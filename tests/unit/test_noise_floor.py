@@ -18,8 +18,10 @@ Three kinds of checks, each able to fail:
 
 The documented exclusion (docs/theory.md section 9.4): l0 in a hysteresis
 band, where the noise carries the run to another stable fixed point (it
-hops), is outside the linearisation; ``test_l0_hopping_is_outside_the_prediction``
-shows the run leaves w_bar there, so the comparison does not apply.
+hops), is outside the linearisation. ``NoiseFloor.hops`` flags it (the
+midpoint to the other stable point within ``HOP_Z`` predicted standard
+deviations); ``test_l0_hopping_is_flagged`` shows that the flag separates a
+run that hops (and misses by more than 25%) from one that does not.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 import pytest
 
 import rvscgd
+from rvscgd import prox
 from rvscgd.model import ste_derivative
 from rvscgd.noise import best_fixed_point, gradient_covariance, noise_floor
 
@@ -254,6 +257,7 @@ def _predicted(i, B, sigma):
 def test_floor_matches_long_engine_runs(B, sigma):
     """Every setting within 25% in E||w - w_bar||^2 (the ratio is printed on failure)."""
     measured = _measured(B, sigma)
+    assert not any(_predicted(i, B, sigma).hops for i in range(len(SETTINGS)))  # inside the regime
     predicted = [_predicted(i, B, sigma).mean_sq for i in range(len(SETTINGS))]
     ratios = {SETTINGS[i]: round(float(measured[i] / predicted[i]), 3) for i in range(len(SETTINGS))}
     assert all(_within(m, p) for m, p in zip(measured, predicted, strict=True)), ratios
@@ -282,3 +286,41 @@ def test_wrong_models_fail_the_same_comparison():
                 assert not _within(measured[i], textbook)
                 checked_b += 1
     assert checked_a >= 3 and checked_b >= 2  # the check has power on several settings
+
+
+def test_l0_hopping_is_flagged():
+    """l0 with an entry of w* in the hysteresis band (|w*_i| = 0.35 against the
+    threshold 0.316): two stable fixed points 0.056 apart. At B = 64 the
+    prediction flags ``hops`` (escape_z 3.0) and the run does hop: it spends
+    time on the other support and its floor is outside 25% of the prediction
+    (the documented exclusion). At B = 256 (escape_z 6.5) it is not flagged,
+    the run keeps its support, and the prediction holds."""
+    n = 16
+    w_star = np.zeros(n)
+    w_star[[2, 5, 9, 13]] = [0.26631322, -0.33769741, 0.62652105, -0.650007]
+    w_star /= np.linalg.norm(w_star)
+    runs = rvscgd.make_runs("l0", 0.01 * C, BETA, ETA)
+    for B, hops in ((64, True), (256, False)):
+        nf = noise_floor(w_star, K, 0.01 * C, BETA, "l0", ETA, B, crossover=False)
+        assert nf.hops == hops and nf.other_distance == pytest.approx(0.05596, abs=1e-4)
+        start = nf.w_bar + 0.0025 * np.random.default_rng(B).standard_normal(n)
+        res = rvscgd.train(
+            w_star,
+            start,
+            K,
+            runs,
+            "fresh",
+            max_steps=STEPS,
+            tol=0.0,
+            batch_size=B,
+            seed=np.random.SeedSequence([B, 0]),
+            record_steps=np.arange(BURN, STEPS + 1, EVERY),
+            w_ref=nf.w_bar[None, :],
+            precision="float32",
+            sample_threads=0,
+        )
+        kept = np.round(n * (1 - res.sparsity_u[0]))
+        other_support = np.mean(kept != np.count_nonzero(prox(nf.w_bar, 0.01 * C / BETA, "l0")))
+        measured = float(np.mean(res.dist_ref[0] ** 2))
+        assert (other_support > 0.1) == hops
+        assert _within(measured, nf.mean_sq) != hops, measured / nf.mean_sq
