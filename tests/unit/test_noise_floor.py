@@ -196,10 +196,17 @@ def test_default_w_bar_and_refusals():
 # ------------------------------------------------- 3. against the engine's runs
 
 # The setting: n = 16, k = 4, s = 4 (min_abs 0.2), beta = 0.01, lambda =
-# 0.01 c, eta = 1, relu, normalised; l0, l1, TL1 and plain CGD (lambda = 0,
-# w_bar = w*) as four columns of one batch (common inputs, each from its own w_bar).
+# 0.01 c (c of relu), eta = 1, normalised; relu l0, l1, TL1 and plain CGD
+# (lambda = 0, w_bar = w*), and identity-STE l1, as five columns of one batch
+# (common inputs, each from its own w_bar).
 N_RUN, BETA, ETA, STEPS, BURN, EVERY = 16, 0.01, 1.0, 3000, 300, 2
-SETTINGS = (("l0", 0.01), ("l1", 0.01), ("tl1", 0.01), ("l1", 0.0))
+SETTINGS = (
+    ("l0", 0.01, "relu"),
+    ("l1", 0.01, "relu"),
+    ("tl1", 0.01, "relu"),
+    ("l1", 0.0, "relu"),
+    ("l1", 0.01, "identity"),
+)
 BATCHES = (64, 256, 1024)
 SIGMAS = (0.0, 0.3)
 TOL = 0.25  # stated before running: measured / predicted within [0.75, 1.25]
@@ -213,7 +220,7 @@ def _within(measured, predicted):
 @lru_cache(maxsize=1)
 def _teacher_and_limits():
     w_star = rvscgd.make_teacher(N_RUN, 4, np.random.default_rng(0), 0.2)
-    w_bars = np.array([best_fixed_point(w_star, K, lam * C, BETA, pen, ETA) for pen, lam in SETTINGS])
+    w_bars = np.array([best_fixed_point(w_star, K, lam * C, BETA, pen, ETA, ste=ste) for pen, lam, ste in SETTINGS])
     return w_star, w_bars
 
 
@@ -221,7 +228,9 @@ def _teacher_and_limits():
 def _measured(B, sigma):
     """Time-averaged ||w - w_bar||^2 of each setting after the burn-in."""
     w_star, w_bars = _teacher_and_limits()
-    runs = rvscgd.make_runs([p for p, _ in SETTINGS], [lam * C for _, lam in SETTINGS], BETA, ETA)
+    runs = rvscgd.make_runs(
+        [p for p, _, _ in SETTINGS], [lam * C for _, lam, _ in SETTINGS], BETA, ETA, ste=[s for *_, s in SETTINGS]
+    )
     # Started 0.01 off w_bar in a random tangent direction: exactly at w* the
     # noise-free coarse gradient is 0 for every input, so plain CGD would stay.
     rng = np.random.default_rng(B)
@@ -248,8 +257,8 @@ def _measured(B, sigma):
 @cache
 def _predicted(i, B, sigma):
     w_star, w_bars = _teacher_and_limits()
-    pen, lam = SETTINGS[i]
-    return noise_floor(w_star, K, lam * C, BETA, pen, ETA, B, sigma, w_bar=w_bars[i], crossover=False)
+    pen, lam, ste = SETTINGS[i]
+    return noise_floor(w_star, K, lam * C, BETA, pen, ETA, B, sigma, ste=ste, w_bar=w_bars[i], crossover=False)
 
 
 @pytest.mark.parametrize("sigma", SIGMAS)
