@@ -29,6 +29,10 @@ The split: the *state-independent* part is the Lyapunov solution driven by
 *state-dependent* part is the rest (the noise the spread itself creates).
 The first falls as ``1/B``; the second, where it dominates, as ``1/B^2``
 (``E theta`` then grows with the spread: ``x ~ (a/B) sqrt(x)``).
+
+Scope: normalised runs, fresh minibatches, relu or identity STE, a listed
+stable isolated fixed point. Outside the linearisation: a run that hops to
+another stable fixed point (l0 hysteresis), flagged by ``NoiseFloor.hops``.
 """
 
 from __future__ import annotations
@@ -211,7 +215,8 @@ class NoiseFloor:
         itself creates (``E theta(w, w*)`` above ``theta(w_bar, w*)``).
     crossover_batch : the batch size at which the two parts are equal: above
         it the state-independent part dominates (inf when it is zero: w_bar =
-        w* without label noise; NaN when not computed).
+        w* without label noise; NaN when not computed; below 1 when the
+        state-independent part dominates at every B).
     batch_size, label_noise : the B and sigma of the prediction.
     rho : spectral radius of the linearised step (``rvscgd.linear_rate``).
     theta_bar : angle(w_bar, w*) in rad.
@@ -290,8 +295,8 @@ class _Solver:
         return self.w_bar[None, :] + Z @ self.Q.T
 
     def mean_noise(self, C):
-        W = self.states(C)
-        return self.Q.T @ _mean_covariance(W, self.w_star, self.k, self.sigma, self.ste) @ self.Q, W
+        """``Q^T E[Sigma_1(w)] Q`` over the Gaussian law ``z ~ N(0, C)``."""
+        return self.Q.T @ _mean_covariance(self.states(C), self.w_star, self.k, self.sigma, self.ste) @ self.Q
 
     def solve(self, B, C_start=None, max_iter=200):
         """(C, iterations, E theta) at batch size B."""
@@ -305,7 +310,7 @@ class _Solver:
         iterations = 0
         while iterations < max_iter:
             iterations += 1
-            S, _ = self.mean_noise(C)
+            S = self.mean_noise(C)
             # No damping needed: near the root the map contracts by about 1/2.
             C = self.lyap(S) / B
             x_new = float(np.trace(C))
