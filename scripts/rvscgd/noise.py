@@ -51,6 +51,8 @@ from .rates import tangent_jacobian
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 # Normal draws of the stationary law (antithetic pairs, so 2 x this many states).
 MC_DRAWS = 256
+# Draws of the predicted law behind NoiseFloor.distance_quantile.
+QUANTILE_DRAWS = 20_000
 # Midpoint to the nearest other stable fixed point closer than this many
 # predicted standard deviations: the run may hop there (NoiseFloor.hops).
 HOP_Z = 4.0
@@ -258,6 +260,19 @@ class NoiseFloor:
         """``sqrt(mean_sq)``."""
         return math.sqrt(self.mean_sq)
 
+    def distance_quantile(self, q) -> np.ndarray:
+        """Quantile(s) ``q`` of ``||w - w_bar||`` under the predicted stationary
+        law, the Gaussian ``z ~ N(0, cov)`` (``||z||^2`` a weighted sum of
+        chi-square variables, its quantiles from ``QUANTILE_DRAWS`` fixed draws).
+        For matching a run's final state to w_bar: a distance above the 0.99
+        quantile happens in 1% of stationary runs."""
+        q = np.asarray(q, dtype=float)
+        if not np.all((q >= 0) & (q <= 1)):
+            raise ValueError(f"q must be in [0, 1], got {q!r}")
+        lam = np.clip(np.linalg.eigvalsh(self.cov), 0.0, None)
+        chi = np.random.default_rng(0).standard_normal((QUANTILE_DRAWS, lam.size)) ** 2
+        return np.sqrt(np.quantile(chi @ lam, q))
+
 
 class _Solver:
     """The self-consistent Lyapunov solve at one w_bar, for any B."""
@@ -457,4 +472,12 @@ def _crossover(solver, B, ind, dep):
     return math.exp(brentq(ratio, lo, hi, xtol=1e-3))
 
 
-__all__ = ["HOP_Z", "MC_DRAWS", "NoiseFloor", "best_fixed_point", "gradient_covariance", "noise_floor"]
+__all__ = [
+    "HOP_Z",
+    "MC_DRAWS",
+    "QUANTILE_DRAWS",
+    "NoiseFloor",
+    "best_fixed_point",
+    "gradient_covariance",
+    "noise_floor",
+]
