@@ -342,32 +342,32 @@ def test_l0_hopping_is_flagged():
 
 
 def test_distance_quantiles():
-    """``distance_quantile``: for plain CGD with label noise the predicted law is
-    isotropic, ||z||^2 = v chi^2_{n-1}, and the quantiles are those of chi^2
-    (2%, from its 20000 draws). Against the engine runs with sigma = 0.3
-    (state-independent noise: the Gaussian law applies) the fraction of
-    recorded steps beyond the predicted median is within [0.3, 0.7] and beyond
-    the 0.99 quantile at most 0.04: about 4 standard errors of a fraction
-    from ~135 effectively independent samples (1351 recorded steps, an
-    autocorrelation time of ~10 steps). Without label noise, where the noise is
-    multiplicative, the measured tail is heavier (docs/theory.md 9.4): not
-    asserted."""
+    """``distance_quantile`` (the simulated linearised recursion): for plain
+    CGD with label noise alone (B = 4096, no state-dependent part to speak
+    of) the law is isotropic Gaussian, ||z||^2 = v chi^2_{n-1}, and the
+    quantiles are those of chi^2 (3%). Against the engine runs, every
+    setting, sigma 0 and 0.3: the fraction of recorded steps beyond the
+    predicted median is within [0.3, 0.7] and beyond the 0.99 quantile at most
+    0.04, about 4 standard errors of a fraction from ~135 effectively
+    independent samples (1351 recorded steps, autocorrelation time ~10). The
+    Gaussian law with the same covariance fails the tail without label noise
+    (its 0.99 quantile is exceeded up to 5% of the time here: docs/theory.md 9.4)."""
     from scipy.stats import chi2
 
     rng = np.random.default_rng(2)
     n = 12
     w_star = rvscgd.make_teacher(n, 4, rng, 0.2)
-    nf = noise_floor(w_star, K, 0.0, 0.01, "l1", 1.0, 128, 0.3, crossover=False)
-    v = nf.state_independent / (n - 1)  # the isotropic label-noise part alone
+    nf = noise_floor(w_star, K, 0.0, 0.01, "l1", 1.0, 4096, 1.0, crossover=False)
+    assert nf.state_dependent < 0.01 * nf.mean_sq
+    v = nf.mean_sq / (n - 1)
     q = np.array([0.5, 0.9, 0.99])
-    np.testing.assert_allclose(
-        nf.distance_quantile(q), np.sqrt(v * chi2.ppf(q, n - 1)), rtol=0.02 + nf.state_dependent / nf.mean_sq
-    )
+    np.testing.assert_allclose(nf.distance_quantile(q), np.sqrt(v * chi2.ppf(q, n - 1)), rtol=0.03)
     with pytest.raises(ValueError, match="q must be"):
         nf.distance_quantile(1.5)
-    for B in BATCHES:
-        d = _distances(B, 0.3)
-        for i in range(len(SETTINGS)):
-            med, q99 = _predicted(i, B, 0.3).distance_quantile([0.5, 0.99])
-            assert 0.3 <= np.mean(d[i] > med) <= 0.7
-            assert np.mean(d[i] > q99) <= 0.04
+    for sigma in SIGMAS:
+        for B in BATCHES:
+            d = _distances(B, sigma)
+            for i in range(len(SETTINGS)):
+                med, q99 = _predicted(i, B, sigma).distance_quantile([0.5, 0.99])
+                assert 0.3 <= np.mean(d[i] > med) <= 0.7
+                assert np.mean(d[i] > q99) <= 0.04
