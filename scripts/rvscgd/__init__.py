@@ -15,7 +15,8 @@ Public names (stable; see each docstring):
 - rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
 - noise (also as ``theory.noise_floor``): ``noise_floor`` (the predicted
   stationary spread of an empirical run about its fixed point; returns a
-  ``NoiseFloor``), ``gradient_covariance`` (of one minibatch coarse gradient)
+  ``NoiseFloor``, with ``distance_quantile``), ``gradient_covariance`` (of one
+  minibatch coarse gradient)
 - digits (``from rvscgd import digits``): the classifier on image patches of
   issue 12 (``patches``, ``make_digit_runs``, ``train``, ``accuracy``, ...)
 """

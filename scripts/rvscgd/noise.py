@@ -286,7 +286,10 @@ class NoiseFloor:
         key = (int(steps), int(chains), seed)
         cache = self._model["cache"]
         if key not in cache:
-            cache[key] = _simulate(self._model, self.cov, self.w_bar, self.basis, self.rho, *key)
+            from threadpoolctl import threadpool_limits  # lazy, as in noise_floor
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                cache[key] = _simulate(self._model, self.cov, self.w_bar, self.basis, self.rho, *key)
         return cache[key]
 
 
@@ -394,7 +397,10 @@ def _stable_points(fp, toward):
 def best_fixed_point(w_star, k, lam, beta, penalty, eta, a=1.0, ste="relu"):
     """The best stable fixed point of the eta-step: among the listed stable
     ones, the one (oriented) nearest w* (the study's ``limit_best``)."""
-    fp = fixed_points(w_star, k, lam, beta, penalty, a=a, ste=ste, eta=eta)
+    return _best(fixed_points(w_star, k, lam, beta, penalty, a=a, ste=ste, eta=eta), w_star)
+
+
+def _best(fp, w_star):
     points = _stable_points(fp, w_star)
     if not points:
         raise ValueError("no stable isolated fixed point is listed for this setting: pass w_bar")
@@ -445,8 +451,9 @@ def noise_floor(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     B = int(batch_size)
     c = coarse_constant(k, ste)
+    fp = fixed_points(w_star, k, lam, beta, penalty, a=a, ste=ste, eta=eta)
     if w_bar is None:
-        w_bar = best_fixed_point(w_star, k, lam, beta, penalty, eta, a, ste)
+        w_bar = _best(fp, w_star)
     w_bar = np.asarray(w_bar, dtype=float)
     if w_bar.shape != w_star.shape or abs(np.linalg.norm(w_bar) - 1.0) > 1e-8:
         raise ValueError(f"w_bar must be a unit vector of shape {w_star.shape}")
@@ -472,7 +479,6 @@ def noise_floor(
     theta_bar = float(np.arctan2(np.linalg.norm(w_star - (w_star @ w_bar) * w_bar), w_star @ w_bar))
     # The nearest other stable fixed point, and how far the midpoint to it lies
     # in the predicted law (its standard deviation along that direction).
-    fp = fixed_points(w_star, k, lam, beta, penalty, a=a, ste=ste, eta=eta)
     others = [w for w in _stable_points(fp, w_bar) if np.linalg.norm(w - w_bar) > 1e-9]
     other_distance, escape_z = math.inf, math.inf
     if others:

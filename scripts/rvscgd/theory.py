@@ -21,6 +21,9 @@ then every fixed point with ``N > beta`` keeps exactly the support of w* and
 
 With ``beta < c/2`` no fixed point has ``N <= beta`` (``N >= c - beta``), so the
 bound then covers every fixed point.
+
+``noise_floor`` (from ``rvscgd.noise``, docs/theory.md section 9): the
+predicted stationary spread of an empirical run about its fixed point.
 """
 
 from __future__ import annotations
