@@ -13,6 +13,10 @@ Public names (stable; see each docstring):
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``); the baselines
   ``METHODS`` (per-run ``method``), ``prune_to``, ``keep_largest``
 - rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
+- noise (also as ``theory.noise_floor``): ``noise_floor`` (the predicted
+  stationary spread of an empirical run about its fixed point; returns a
+  ``NoiseFloor``, with ``distance_quantile``), ``gradient_covariance`` (of one
+  minibatch coarse gradient)
 - digits (``from rvscgd import digits``): the classifier on image patches of
   issue 12 (``patches``, ``make_digit_runs``, ``train``, ``accuracy``, ...)
 """
@@ -44,6 +48,7 @@ from .model import (
     make_teacher,
     population_loss,
 )
+from .noise import NoiseFloor, gradient_covariance, noise_floor
 from .penalties import PENALTIES, penalty_value, prox, threshold
 from .rates import linear_rate, predicted_steps
 
@@ -73,6 +78,7 @@ __all__ = [
     "FixedPoints",
     "Limit",
     "LimitSearch",
+    "NoiseFloor",
     "Runs",
     "TrainResult",
     "angle",
@@ -80,6 +86,7 @@ __all__ = [
     "coarse_gradient",
     "expected_coarse_gradient",
     "fixed_points",
+    "gradient_covariance",
     "forward",
     "keep_largest",
     "linear_rate",
@@ -88,6 +95,7 @@ __all__ = [
     "prune_to",
     "make_runs",
     "make_teacher",
+    "noise_floor",
     "penalty_value",
     "predicted_steps",
     "population_loss",
