@@ -13,6 +13,10 @@ Public names (stable; see each docstring):
 - engine: ``make_runs``, ``train`` (returns a ``TrainResult``); the baselines
   ``METHODS`` (per-run ``method``), ``prune_to``, ``keep_largest``
 - rates: ``linear_rate``, ``predicted_steps`` (the linear rate near a fixed point)
+- noise (also as ``theory.noise_floor``): ``noise_floor`` (the predicted
+  stationary spread of an empirical run about its fixed point; returns a
+  ``NoiseFloor``, with ``distance_quantile``), ``gradient_covariance`` (of one
+  minibatch coarse gradient)
 - digits (``from rvscgd import digits``): the classifier on image patches of
   issue 12 (``patches``, ``make_digit_runs``, ``train``, ``accuracy``, ...)
 """
@@ -52,12 +56,16 @@ __version__ = "0.1.0"
 # Loaded on first use (``rvscgd.theory``, ``from rvscgd import digits``), not
 # with the package: a job that trains never runs them, so editing them reruns
 # only the jobs and figures that use them (study.sources).
-_SUBMODULES = ("digits", "theory")
+_SUBMODULES = ("digits", "noise", "theory")
+# Names of those submodules offered at the package level, loaded on first use too.
+_LAZY_NAMES = {"NoiseFloor": "noise", "gradient_covariance": "noise", "noise_floor": "noise"}
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -73,6 +81,7 @@ __all__ = [
     "FixedPoints",
     "Limit",
     "LimitSearch",
+    "NoiseFloor",
     "Runs",
     "TrainResult",
     "angle",
@@ -80,6 +89,7 @@ __all__ = [
     "coarse_gradient",
     "expected_coarse_gradient",
     "fixed_points",
+    "gradient_covariance",
     "forward",
     "keep_largest",
     "linear_rate",
@@ -88,6 +98,7 @@ __all__ = [
     "prune_to",
     "make_runs",
     "make_teacher",
+    "noise_floor",
     "penalty_value",
     "predicted_steps",
     "population_loss",

@@ -30,6 +30,21 @@ def linear_rate(w_bar, w_star, c: float, lam: float, beta: float, eta: float, pe
     CGD (``lam = 0``: ``D = I``, ``u_bar = w_bar = w*``, ``N = 1``) it is
     ``1 - eta c``.
     """
+    _, J, _ = tangent_jacobian(w_bar, w_star, c, lam, beta, eta, penalty, a)
+    return float(np.max(np.abs(np.linalg.eigvalsh(J))))
+
+
+def tangent_jacobian(w_bar, w_star, c: float, lam: float, beta: float, eta: float, penalty: str, a: float = 1.0):
+    """The linearised population step at the fixed point ``w_bar`` on its tangent space.
+
+    Returns ``(Q, J, N)``: ``Q`` (n, n-1) an orthonormal basis of ``w_bar^perp``,
+    ``J`` (n-1, n-1) the symmetric matrix ``((1 - eta (c + beta)) I + eta beta
+    Q^T D Q) / N`` of ``linear_rate`` (the Jacobian of one step, ``dF`` in
+    ``Q`` coordinates) and ``N = ||G(w_bar)||`` (the norm of the raw step,
+    which also scales a perturbation of the gradient: ``dF = P dG / N``).
+    ``linear_rate`` is its spectral radius; ``rvscgd.noise`` propagates the
+    minibatch noise with it.
+    """
     w_bar = np.asarray(w_bar, dtype=float)
     w_star = np.asarray(w_star, dtype=float)
     n = w_bar.size
@@ -40,7 +55,7 @@ def linear_rate(w_bar, w_star, c: float, lam: float, beta: float, eta: float, pe
     q, _ = np.linalg.qr(np.column_stack([w_bar, np.eye(n)]))
     Q = q[:, 1:n]  # orthonormal basis of the tangent space
     M = (1.0 - eta * (c + beta)) * np.eye(n - 1) + eta * beta * (Q.T * d) @ Q
-    return float(np.max(np.abs(np.linalg.eigvalsh((M + M.T) / (2.0 * N)))))
+    return Q, (M + M.T) / (2.0 * N), float(N)
 
 
 def predicted_steps(theta0, rho, tol=None, eps=None):

@@ -21,6 +21,9 @@ then every fixed point with ``N > beta`` keeps exactly the support of w* and
 
 With ``beta < c/2`` no fixed point has ``N <= beta`` (``N >= c - beta``), so the
 bound then covers every fixed point.
+
+``noise_floor`` (from ``rvscgd.noise``, docs/theory.md section 9): the
+predicted stationary spread of an empirical run about its fixed point.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 
 from .fixed_points import fixed_points
 from .model import coarse_constant
+from .noise import NoiseFloor, gradient_covariance, noise_floor  # noqa: F401 - part of theory's API (section 9)
 from .penalties import check_penalty, prox, threshold
 
 
@@ -328,6 +332,9 @@ def phase_map(w_star, lam_c, beta_c, penalty, a=1.0, coarse=None) -> PhaseMap:
 
 
 __all__ = [
+    "NoiseFloor",
+    "gradient_covariance",
+    "noise_floor",
     "REGIONS",
     "REGION_LABELS",
     "ErrorBound",

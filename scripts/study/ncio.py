@@ -7,6 +7,7 @@ Kept apart from the math (``rvscgd``), which never touches files.
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import json
 import math
@@ -186,14 +187,26 @@ def _disk_full(err: BaseException, path: Path, ds: xr.Dataset, encoding: dict) -
 
 
 def _hold(path: Path) -> None:
-    """Wait, if HOLD_ENV names a directory, until the test releases this write."""
+    """Wait, if HOLD_ENV names a directory, until the test releases this write.
+
+    The wait runs with the cyclic garbage collector off: a Ctrl-C (SIGINT)
+    that lands while a finalizer runs (xarray's and netCDF4's file handles
+    have them) is printed as "Exception ignored" and lost, and the job would
+    wait here for ever. With no finalizer in the loop, the KeyboardInterrupt
+    always reaches ``write_netcdf``, which removes the temporary file.
+    """
     gate = os.environ.get(HOLD_ENV)
     if not gate:
         return
     key = f"{path.parent.name}__{path.name}"
-    (Path(gate) / f"{key}.held").touch()
-    while not (Path(gate) / f"{key}.go").exists():
-        time.sleep(0.02)
+    gc.collect()  # finalize what the write left behind now, not during the wait
+    gc.disable()
+    try:
+        (Path(gate) / f"{key}.held").touch()
+        while not (Path(gate) / f"{key}.go").exists():
+            time.sleep(0.02)
+    finally:
+        gc.enable()
 
 
 def write_netcdf(ds: xr.Dataset, path) -> None:

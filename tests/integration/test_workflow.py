@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,11 +11,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from .conftest import ROOT, TINY, clone_study, dry_run_jobs, local_env, run_snakemake
+from .conftest import IN_CI, ROOT, TINY, clone_study, dry_run_jobs, local_env, run_snakemake
 
 pytestmark = pytest.mark.slow
-
-IN_CI = os.environ.get("CI") == "true"
 
 
 def test_datasets_are_labelled_and_complete(tiny_study):

@@ -1,4 +1,4 @@
-"""Figure 10: RVSCGD against the baselines at matched sparsity (issue 11 section 1)."""
+"""The baselines figure. What it shows, and how to read it: workflow/report/baselines.rst."""
 
 from __future__ import annotations
 

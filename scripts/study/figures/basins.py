@@ -1,7 +1,4 @@
-"""Figure 5c: basins over many starts. How often RVSCGD reaches the best fixed
-point, recovers the support exactly, or ends on a spurious limit, per
-penalty, lambda/c and beta/c, population and empirical, random and
-adversarial starts apart (docs/basins.md)."""
+"""The basins figure. What it shows, and how to read it: workflow/report/basins.rst."""
 
 from __future__ import annotations
 

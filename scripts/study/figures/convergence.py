@@ -1,4 +1,4 @@
-"""Figure 1: angles of w^t and u^t to w* versus step."""
+"""The convergence figure. What it shows, and how to read it: workflow/report/convergence.rst."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Figure digits: test accuracy versus filter sparsity on the 8x8 digits, and
-the learned sparse filters (issue 12).
-
-Reads ``datasets["digits"]`` (results/datasets/digits.nc, no ``step`` or
-``status``: every run trains a fixed number of steps); ``params`` is the block
-``figures.digits`` without ``enabled``.
-"""
+"""The digits figure. What it shows, and how to read it: workflow/report/digits.rst."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Figure 1b: does the relaxed objective L_beta decrease along RVSCGD?
-
-A figure of its own rather than a panel of ``convergence``: that one is a
-grid of traces at one slice, these are counts pooled over the whole grid."""
+"""The lbeta figure. What it shows, and how to read it: workflow/report/lbeta.rst."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure 2a: distance to the predicted limit versus step, and the empirical noise floor."""
+"""The limit_distance figure. What it shows, and how to read it: workflow/report/limit_distance.rst."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure 2b: predicted versus measured angle and sparsity of the sparse limit."""
+"""The limit_prediction figure. What it shows, and how to read it: workflow/report/limit_prediction.rst."""
 
 from __future__ import annotations
 

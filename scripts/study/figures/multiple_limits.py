@@ -1,4 +1,4 @@
-"""Figure 5: how many fixed points the theory predicts, and which of them the runs reach."""
+"""The multiple_limits figure. What it shows, and how to read it: workflow/report/multiple_limits.rst."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure 2c: the empirical noise floor of ||w^t - w_bar|| against the label noise sigma and B."""
+"""The noise_floor figure. What it shows, and how to read it: workflow/report/noise_floor.rst."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure 8: RVSCGD with and without its normalisation step."""
+"""The normalisation figure. What it shows, and how to read it: workflow/report/normalisation.rst."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Phase diagram: on (lambda/c, beta/c), where the limit is unique and recovers
-the support, one of several, spurious, or a continuum; theory against runs."""
+"""The phase_diagram figure. What it shows, and how to read it: workflow/report/phase_diagram.rst."""
 
 from __future__ import annotations
 

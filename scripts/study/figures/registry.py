@@ -11,9 +11,10 @@ that use it. ``tests/unit/test_figures.py`` checks ``uses`` and ``SHARED``
 against the imports of the sources, so they cannot go stale.
 
 Adding a figure: a module ``<name>.py`` here with ``draw(datasets, **params)``,
-an entry below, a caption ``workflow/report/<name>.rst``, a section in
-``docs/figures.md`` and a block ``figures.<name>`` (with ``enabled``) in the
-config schema.
+an entry below, a caption ``workflow/report/<name>.rst`` (opening with a bold
+title) and a block ``figures.<name>`` (with ``enabled``) in the config schema;
+then ``python -m study.docs_tables`` regenerates the catalogue of
+``docs/figures.md``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figure 7: steps to converge versus n and k, measured and predicted from the linear rate."""
+"""The scaling figure. What it shows, and how to read it: workflow/report/scaling.rst."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure 3a: sparsity of u and angle(u, w*) at the end of the runs versus lambda."""
+"""The sparsity_accuracy figure. What it shows, and how to read it: workflow/report/sparsity_accuracy.rst."""
 
 from __future__ import annotations
 

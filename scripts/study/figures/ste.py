@@ -1,4 +1,4 @@
-"""Figure 6: population loss versus step for each straight-through estimator."""
+"""The ste figure. What it shows, and how to read it: workflow/report/ste.rst."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure 4: probability of exact support recovery on (lambda, beta) and (lambda, s/n)."""
+"""The support_recovery figure. What it shows, and how to read it: workflow/report/support_recovery.rst."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure 3b: error versus sparsity at the end of the runs, one curve per penalty."""
+"""The tradeoff figure. What it shows, and how to read it: workflow/report/tradeoff.rst."""
 
 from __future__ import annotations
 

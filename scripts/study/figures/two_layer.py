@@ -1,4 +1,4 @@
-"""Figure 9: the two-layer model (trainable second layer) per straight-through estimator."""
+"""The two_layer figure. What it shows, and how to read it: workflow/report/two_layer.rst."""
 
 from __future__ import annotations
 
