@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 import rvscgd
+from rvscgd import noise
 
 from .units import lam_effective
 
@@ -104,7 +105,6 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
     stable = limits["limit_stable"].transpose(*FLOOR_DIMS).values
     fp_w = limits["fp_w_bar"].transpose(*FLOOR_DIMS, "fixed_point", "feature").values
     fp_stable = limits["fp_stable"].transpose(*FLOOR_DIMS, "fixed_point").values
-    from rvscgd import noise  # lazy, as rvscgd loads it
 
     solved, warm = {}, {}
     # (ste, sigma) -> (share, setting index, B index): where the tail is heaviest
