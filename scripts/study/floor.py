@@ -37,8 +37,8 @@ DEFAULT_FLOOR = {"enabled": True, "quantile": 0.999}
 # slope where it dominates, docs/theory.md 9.3): dep/ind ~ 1/B.
 SINGLE_B_SLOPE = -1.0
 # The self-consistent solve stops at this relative change of tr C: far below the
-# closure's own error (docs/theory.md 9.4), a third fewer iterations than the library's 1e-6.
-SOLVE_RTOL = 1e-4
+# closure's own error (docs/theory.md 9.4), about half the iterations of the library's 1e-6.
+SOLVE_RTOL = 1e-3
 
 
 def floor_config(config: dict) -> dict:
@@ -101,6 +101,9 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
     ind_sq = np.full(shape, np.nan)
     hops = np.full(shape, -1, dtype=np.int8)
     cross = np.full(shape[:-2] + (len(sigmas),), np.nan)
+    P = limits.sizes["fixed_point"]
+    point_ms = np.full(shape[:-2] + (P,) + shape[-2:], np.nan)
+    point_hops = np.full(shape[:-2] + (P,) + shape[-2:], -1, dtype=np.int8)
     w_bar_all = limits["w_bar"].transpose(*FLOOR_DIMS, "feature").values
     stable = limits["limit_stable"].transpose(*FLOOR_DIMS).values
     fp_w = limits["fp_w_bar"].transpose(*FLOOR_DIMS, "fixed_point", "feature").values
@@ -115,11 +118,14 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
             continue
         w_bar = w_bar_all[idx]
         lam_eff = lam_effective(config, lam, k, penalty, beta)
-        pts = fp_w[idx][(fp_stable[idx] == 1) & np.all(np.isfinite(fp_w[idx]), axis=1)]
+        listed = (fp_stable[idx] == 1) & np.all(np.isfinite(fp_w[idx]), axis=1)
+        pts = fp_w[idx][listed]
         others = np.empty((0, n))
+        at_bar = np.zeros(P, dtype=bool)
         if len(pts):
             dist, oriented = rvscgd.orbit_distances(w_star, pts, w_bar)
             others = oriented[dist > 1e-9]
+            at_bar[np.flatnonzero(listed)[dist <= 1e-9]] = True
         for s_i, sigma in enumerate(sigmas):
             # lambda = 0 is plain CGD whatever the penalty and beta: one solve for all of them
             key = (None, 0.0, None, eta, ste, sigma) if lam_eff == 0 else (penalty, lam_eff, beta, eta, ste, sigma)
@@ -154,11 +160,33 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
                     u /= np.linalg.norm(u)
                     z = 0.5 * float(d_o[j]) / math.sqrt(max(float(u @ C @ u), 1e-300))
                 hops[at] = int(z < noise.HOP_Z)
+                point_ms[idx + (at_bar,) + (b_i, s_i)] = total
+                point_hops[idx + (at_bar,) + (b_i, s_i)] = hops[at]
                 share = dep / total if total > 0 else 0.0
                 best = heaviest.get((ste, s_i))
                 if best is None or share > best[0]:
                     heaviest[(ste, s_i)] = (share, key, bs[b_i])
             cross[idx + (s_i,)] = _crossover(bs, [p[2] for p in parts], [p[3] for p in parts])
+            # The other listed stable points: a run may end at any of them (l0), each with its own floor.
+            for j in np.flatnonzero(listed & ~at_bar):
+                point = fp_w[idx][j]
+                c = rvscgd.coarse_constant(k, ste)
+                args = (k, c, float(lam_eff), float(beta), penalty, float(eta), sigma, ste, a, 0)
+                psolver = noise._Solver(w_star, point, *args)
+                if not psolver.rho < 1.0:
+                    continue
+                d_p, o_p = rvscgd.orbit_distances(w_star, pts, point)
+                o_p, d_p = o_p[d_p > 1e-9], d_p[d_p > 1e-9]
+                for b_i, B in enumerate(bs):
+                    C, _, _, total, _, _ = psolver.parts(B, by_b[B][0], rtol=SOLVE_RTOL)
+                    z = math.inf
+                    if len(d_p):
+                        i = int(np.argmin(d_p))
+                        u = psolver.Q.T @ (o_p[i] - point)
+                        u /= np.linalg.norm(u)
+                        z = 0.5 * float(d_p[i]) / math.sqrt(max(float(u @ C @ u), 1e-300))
+                    point_ms[idx + (j, b_i, s_i)] = total
+                    point_hops[idx + (j, b_i, s_i)] = int(z < noise.HOP_Z)
     # The tail: one simulation of the linearised law per (STE, sigma).
     factor = np.full(shape, np.nan)
     ste_axis = FLOOR_DIMS.index("ste")
@@ -173,6 +201,7 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
         sel[-1] = s_i
         factor[tuple(sel)] = kappa
     rms = np.sqrt(mean_sq)
+    point_match = np.sqrt(point_ms) * np.expand_dims(factor, len(FLOOR_DIMS))
     dims = FLOOR_DIMS + ("batch_size", "label_noise")
     cdims = FLOOR_DIMS + ("label_noise",)
     ds = xr.Dataset(
@@ -206,6 +235,24 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
                     "units": "1",
                 },
             ),
+            "fp_floor_match_distance": (
+                FLOOR_DIMS + ("fixed_point", "batch_size", "label_noise"),
+                point_match,
+                {
+                    "long_name": "predicted quantile floor_quantile of the distance to each listed stable fixed "
+                    "point: its match distance",
+                    "units": "1",
+                },
+            ),
+            "fp_floor_hops": (
+                FLOOR_DIMS + ("fixed_point", "batch_size", "label_noise"),
+                point_hops,
+                {
+                    "long_name": "run at the listed stable fixed point may hop to another (1 yes, 0 no, -1 not "
+                    "predicted)",
+                    "units": "1",
+                },
+            ),
             "floor_match_distance": (
                 dims,
                 factor * rms,
@@ -217,6 +264,7 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
         },
         coords={
             **{d: (d, limits[d].values) for d in FLOOR_DIMS},
+            "fixed_point": ("fixed_point", limits["fixed_point"].values),
             "batch_size": ("batch_size", bs),
             "label_noise": ("label_noise", sigmas),
         },

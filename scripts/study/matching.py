@@ -108,13 +108,24 @@ def match_runs(
     rule = np.full(shape, FLOOR_RULES["not_applicable"], dtype=np.int8)
     run_tol = np.full(shape, float(tol))
     floor_rule = np.full(shape, FLOOR_RULES["tolerance_no_prediction"], dtype=np.int8)
+    point_tol = point_rule = None
     if floor is not None:
-        fl = floor.broadcast_like(wf.isel(feature=0, drop=True)).transpose(*dims).values
-        run_tol = np.where(np.isfinite(fl), fl, run_tol)
-        floor_rule[np.isfinite(fl)] = FLOOR_RULES["predicted_floor"]
-        if "floor_hops" in train:
-            hop = (train["floor_hops"] == 1).broadcast_like(wf.isel(feature=0, drop=True)).transpose(*dims).values
-            floor_rule[hop & ~np.isfinite(fl)] = FLOOR_RULES["tolerance_hops"]
+        one = wf.isel(feature=0, drop=True)
+        if "fixed_point" in floor.dims:  # a match distance per listed point (study.floor)
+            point_tol = floor.broadcast_like(one).transpose(*dims, "fixed_point").values
+            point_rule = np.where(
+                np.isfinite(point_tol), FLOOR_RULES["predicted_floor"], FLOOR_RULES["tolerance_no_prediction"]
+            )
+            if "fp_floor_hops" in train:
+                hop = (train["fp_floor_hops"] == 1).broadcast_like(one).transpose(*dims, "fixed_point").values
+                point_rule[hop & ~np.isfinite(point_tol)] = FLOOR_RULES["tolerance_hops"]
+        else:
+            fl = floor.broadcast_like(one).transpose(*dims).values
+            run_tol = np.where(np.isfinite(fl), fl, run_tol)
+            floor_rule[np.isfinite(fl)] = FLOOR_RULES["predicted_floor"]
+            if "floor_hops" in train:
+                hop = (train["floor_hops"] == 1).broadcast_like(one).transpose(*dims).values
+                floor_rule[hop & ~np.isfinite(fl)] = FLOOR_RULES["tolerance_hops"]
     W = wf.values
     coord_values = [wf[d].values for d in dims]
     groups = {}  # runs of one setting (normalise, batch sizes) share its fixed points
@@ -164,6 +175,10 @@ def match_runs(
                 thr == 0 or np.array_equal(uf[pos] != 0, np.abs(oriented[i]) > thr)
             )
             rule[pos] = floor_rule[pos]
+            if point_tol is not None and np.isfinite(d_pts[i]):  # the nearest point's own floor
+                thr_i = point_tol[pos][i]
+                run_tol[pos] = thr_i if np.isfinite(thr_i) else tol
+                rule[pos] = point_rule[pos][i]
             # Within the predicted floor the support is not required: the predicted spread
             # carries entries across the prox threshold (docs/theory.md 9.4).
             if d_pts[i] <= run_tol[pos] and (same_support or rule[pos] == FLOOR_RULES["predicted_floor"]):

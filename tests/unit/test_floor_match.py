@@ -47,9 +47,9 @@ def test_floor_equals_the_librarys(cell):
         w_bar=limits["w_bar"].sel({d: at[d] for d in ("penalty", "lam", "beta", "eta", "ste")}).values,
     )
     got = train.sel(at)
-    # The study stops its solve at a relative change of 1e-4 (study.floor.SOLVE_RTOL), from warm starts.
-    assert float(got["floor_mean_sq"]) == pytest.approx(nf.mean_sq, rel=2e-3)
-    assert float(got["floor_state_independent"]) == pytest.approx(nf.state_independent, rel=2e-3)
+    # The study stops its solve at a relative change of 1e-3 (study.floor.SOLVE_RTOL), from warm starts.
+    assert float(got["floor_mean_sq"]) == pytest.approx(nf.mean_sq, rel=5e-3)
+    assert float(got["floor_state_independent"]) == pytest.approx(nf.state_independent, rel=5e-3)
     assert int(got["floor_hops"]) == int(nf.hops)
     # The match distance is at or above the setting's own simulated quantile (the tail factor is the heaviest).
     q = float(config["limit"]["floor"]["quantile"])

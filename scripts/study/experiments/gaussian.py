@@ -396,7 +396,7 @@ def cell_dataset(
     tol = DEFAULT_MATCH_TOL[mode] if match_tol is None else float(match_tol)
     floor = None
     if "floor_match_distance" in train and floor_enabled:
-        floor = train["floor_match_distance"].where(train["floor_hops"] == 0)
+        floor = train["fp_floor_match_distance"].where(train["fp_floor_hops"] == 0)
     m = match_runs(train, data, limits, tol, floor=floor)
     dims = m.pop("dims")
     ds["limit_kind"] = (
