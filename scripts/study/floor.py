@@ -9,7 +9,7 @@ best fixed point ``w_bar`` (the limits' ``w_bar``) is listed and linearly
 stable. Elsewhere the floor variables are NaN and the match falls back to
 ``limit.match_tol.empirical`` (``FLOOR_RULES``, docs/datasets.md).
 
-Cost: one self-consistent solve per (setting, B, sigma), the solver shared
+Cost: one self-consistent solve per (setting, listed stable point, B, sigma), the solver shared
 across B (``rvscgd.noise._Solver``) and settings that are the same map shared
 (lambda = 0: every penalty and beta is plain CGD), and one simulation of the
 linearised law per (STE, sigma) for the shape of its tail (``tail_factor``).
@@ -77,7 +77,8 @@ def predict_floor_cell(config: dict, data: xr.Dataset, limits: xr.Dataset, batch
     ``tail_factor`` x ``floor_rms``, the factor q-quantile / rms of the simulated
     law (``NoiseFloor.distance_quantile``) at the setting of the cell (per STE and
     sigma) whose noise is the most state-dependent, the heaviest tail: so at
-    every other setting the match distance is at or above its own q-quantile.
+    every other setting the match distance is at or above its own q-quantile
+    (up to the simulation's sampling error, a few per cent at q = 0.999).
     NaN (``floor_hops`` -1) where the prediction does not apply.
     """
     from threadpoolctl import threadpool_limits  # lazy, as in the engine

@@ -51,9 +51,10 @@ def test_floor_equals_the_librarys(cell):
     assert float(got["floor_mean_sq"]) == pytest.approx(nf.mean_sq, rel=5e-3)
     assert float(got["floor_state_independent"]) == pytest.approx(nf.state_independent, rel=5e-3)
     assert int(got["floor_hops"]) == int(nf.hops)
-    # The match distance is at or above the setting's own simulated quantile (the tail factor is the heaviest).
+    # The match distance is at or above the setting's own simulated quantile (the tail factor is the heaviest),
+    # up to the simulation's sampling error at q = 0.999 (a few per cent: 128 chains of 500 steps).
     q = float(config["limit"]["floor"]["quantile"])
-    assert float(got["floor_match_distance"]) >= 0.98 * float(nf.distance_quantile(q))
+    assert float(got["floor_match_distance"]) >= 0.95 * float(nf.distance_quantile(q))
     # A wrong floor (the textbook B^-1/2 from a floor at B = 1) is not what the study stores.
     assert float(got["floor_mean_sq"]) != pytest.approx(nf.mean_sq * 32 / 1, rel=0.5)
 
@@ -110,6 +111,8 @@ def test_the_dataset_carries_the_floor_with_units(cell):
         "floor_match_distance",
         "floor_quantile",
         "floor_measured_mean_sq",
+        "fp_floor_match_distance",
+        "fp_floor_hops",
     ):
         assert name in ds, name
         assert ds[name].attrs.get("units") == "1", name
