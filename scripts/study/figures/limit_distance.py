@@ -55,8 +55,9 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
                             pred = rb["floor_mean_sq"]
                             theory[(p, int(b))] = np.sqrt(pred)
                             level = float(np.sqrt(pred.mean()))
-                            if np.isfinite(level):
-                                ax.axhline(level, color=bcolors[int(b)], ls="--", lw=0.9, zorder=4)
+                            t_end = float(rb["step"].max())
+                            if np.isfinite(level):  # over the stationary part the floor is measured on
+                                ax.hlines(level, t_end / 2, 4 * t_end, color=bcolors[int(b)], ls="--", lw=1.1, zorder=4)
                             ratios[f"{style.PENALTY_LABEL[p]}, B={int(b)}"] = floor_ratio(ms, pred)
                 note = diverged_note(r["status"], f"{mode} runs")
                 if note:
@@ -95,17 +96,17 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
                         t0, t1 = (float(theory[(p, b)].mean()) for b in (bs[0], bs[-1]))
                         line += f" (theory {np.log(t1 / t0) / np.log(bs[-1] / bs[0]):.2f})"
                 slopes.append(line)
-            if len(bs) > 1:
-                style.note(ax, "slopes in $B$:\n" + "\n".join(slopes), "lower left")
+            text = "slopes in $B$:\n" + "\n".join(slopes) if len(bs) > 1 else ""
             band = outside_band(ratios)
-            if band:
-                style.note(ax, band, "upper right")
+            text = "\n".join(t for t in (text, band) if t)
+            if text:
+                style.below(ax, text)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xticks(bs, [str(b) for b in bs])
             ax.minorticks_off()
             ax.set_xlabel(r"batch size $B$")
-            ax.set_ylabel(r"RMS noise floor of $\|w^t - \bar w\|$")
+            ax.set_ylabel(r"RMS floor of $\|w^t - \bar w\|$")
             ax.set_title("empirical noise floor")
             handles += penalty_handles(pens, marker=True)
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
