@@ -181,3 +181,16 @@ def test_bad_floor_key_is_refused_naming_it(tmp_path, monkeypatch):
         load(config)
     (problem,) = err.value.problems
     assert problem.startswith("limit.floor.enabled = 'yes':"), problem
+
+
+def test_floor_disabled_matches_by_the_tolerance_and_says_so(cell):
+    config, data, limits, train = cell
+    args = {**g._match_args(config, "empirical"), "floor_enabled": False}
+    ds = g.cell_dataset(train, data, limits, "empirical", **args)
+    rule = ds["limit_match_rule"].values
+    applicable = ds["limit_kind"].values >= 0
+    assert applicable.any()
+    assert np.all(rule[applicable] == FLOOR_RULES["tolerance_no_prediction"])
+    assert np.all(rule[~applicable] == FLOOR_RULES["not_applicable"])
+    assert "floor_quantile" not in ds["limit_kind"].attrs
+    assert "floor_mean_sq" in ds  # the floor variables are still written
