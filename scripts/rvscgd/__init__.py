@@ -48,7 +48,6 @@ from .model import (
     make_teacher,
     population_loss,
 )
-from .noise import NoiseFloor, gradient_covariance, noise_floor
 from .penalties import PENALTIES, penalty_value, prox, threshold
 from .rates import linear_rate, predicted_steps
 
@@ -57,12 +56,16 @@ __version__ = "0.1.0"
 # Loaded on first use (``rvscgd.theory``, ``from rvscgd import digits``), not
 # with the package: a job that trains never runs them, so editing them reruns
 # only the jobs and figures that use them (study.sources).
-_SUBMODULES = ("digits", "theory")
+_SUBMODULES = ("digits", "noise", "theory")
+# Names of those submodules offered at the package level, loaded on first use too.
+_LAZY_NAMES = {"NoiseFloor": "noise", "gradient_covariance": "noise", "noise_floor": "noise"}
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -10,6 +10,8 @@ import xarray as xr
 
 import rvscgd
 
+from .floor import FLOOR_RULES
+
 
 def support_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataArray]:
     """Precision, recall and exact recovery of the support of w* by u (over features).
@@ -74,15 +76,22 @@ _LIMIT_KEY = ("penalty", "lam", "beta", "eta", "ste")
 DEFAULT_MATCH_TOL = {"population": 1e-6, "empirical": 0.05}
 
 
-def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: float) -> dict:
+def match_runs(
+    train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: float, floor: xr.DataArray | None = None
+) -> dict:
     """Which predicted fixed point each run's final state is (docs/theory.md 5.2).
 
-    A run is ``isolated`` when its final w is within ``tol`` of a listed fixed
-    point's orbit (``rvscgd.orbit_distances``) and its u_final has that point's
-    support (entries above the threshold);
+    A run is ``isolated`` when its final w is within its match distance of a
+    listed fixed point's orbit (``rvscgd.orbit_distances``) and its u_final
+    has that point's support (entries above the threshold);
     ``continuum`` when within ``tol`` of the l0 continuum's conditions;
     otherwise ``unpredicted`` (never counted as a new limit).
     ``not_applicable``: baselines, un-normalised, clipped_relu, or diverged runs.
+
+    The match distance: ``floor`` (empirical runs, ``study.floor``: the
+    predicted quantile of ||w - w_bar|| over the setting's dims, NaN where the
+    prediction does not apply) where it is finite, else ``tol``;
+    ``limit_match_rule`` (``FLOOR_RULES``) says which, and why.
     Returns the per-run variables as arrays over the train dataset's dims.
     """
     w_star = data["w_star"].values
@@ -96,6 +105,27 @@ def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: flo
     index = np.full(shape, -1, dtype=np.int32)
     dist = np.full(shape, np.nan)
     best = np.zeros(shape, dtype=np.int8)
+    rule = np.full(shape, FLOOR_RULES["not_applicable"], dtype=np.int8)
+    run_tol = np.full(shape, float(tol))
+    floor_rule = np.full(shape, FLOOR_RULES["tolerance_no_prediction"], dtype=np.int8)
+    point_tol = point_rule = None
+    if floor is not None:
+        one = wf.isel(feature=0, drop=True)
+        if "fixed_point" in floor.dims:  # a match distance per listed point (study.floor)
+            point_tol = floor.broadcast_like(one).transpose(*dims, "fixed_point").values
+            point_rule = np.where(
+                np.isfinite(point_tol), FLOOR_RULES["predicted_floor"], FLOOR_RULES["tolerance_no_prediction"]
+            )
+            if "fp_floor_hops" in train:
+                hop = (train["fp_floor_hops"] == 1).broadcast_like(one).transpose(*dims, "fixed_point").values
+                point_rule[hop & ~np.isfinite(point_tol)] = FLOOR_RULES["tolerance_hops"]
+        else:
+            fl = floor.broadcast_like(one).transpose(*dims).values
+            run_tol = np.where(np.isfinite(fl), fl, run_tol)
+            floor_rule[np.isfinite(fl)] = FLOOR_RULES["predicted_floor"]
+            if "floor_hops" in train:
+                hop = (train["floor_hops"] == 1).broadcast_like(one).transpose(*dims).values
+                floor_rule[hop & ~np.isfinite(fl)] = FLOOR_RULES["tolerance_hops"]
     W = wf.values
     coord_values = [wf[d].values for d in dims]
     groups = {}  # runs of one setting (normalise, batch sizes) share its fixed points
@@ -144,22 +174,50 @@ def match_runs(train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, tol: flo
             same_support = bool(np.isfinite(d_pts[i])) and (
                 thr == 0 or np.array_equal(uf[pos] != 0, np.abs(oriented[i]) > thr)
             )
-            if d_pts[i] <= tol and same_support:
+            rule[pos] = floor_rule[pos]
+            if point_tol is not None and np.isfinite(d_pts[i]):  # the nearest point's own floor
+                thr_i = point_tol[pos][i]
+                run_tol[pos] = thr_i if np.isfinite(thr_i) else tol
+                rule[pos] = point_rule[pos][i]
+            # Within the predicted floor the support is not required: the predicted spread
+            # carries entries across the prox threshold (docs/theory.md 9.4).
+            if d_pts[i] <= run_tol[pos] and (same_support or rule[pos] == FLOOR_RULES["predicted_floor"]):
                 kind[pos], index[pos] = LIMIT_KINDS["isolated"], i
                 best[pos] = int(i == best_i)
-            elif d_cont <= tol:
+            elif d_cont <= tol:  # a continuum has no predicted floor (a neutral direction)
                 kind[pos] = LIMIT_KINDS["continuum"]
+                rule[pos] = FLOOR_RULES["tolerance_no_prediction"]
             else:
                 kind[pos] = LIMIT_KINDS["unpredicted"]
             dist[pos] = min(float(np.min(np.where(stable, d_pts, np.inf))), d_cont)
-    return {"dims": dims, "limit_kind": kind, "limit_index": index, "limit_distance": dist, "limit_best": best}
-
-
-def limit_kind_attrs(tol: float) -> dict:
-    """Attributes of the ``limit_kind`` variable (CF flags) matched at ``tol``."""
     return {
+        "dims": dims,
+        "limit_kind": kind,
+        "limit_index": index,
+        "limit_distance": dist,
+        "limit_best": best,
+        "limit_match_rule": rule,
+    }
+
+
+def limit_kind_attrs(tol: float, floor_quantile: float | None = None) -> dict:
+    """Attributes of the ``limit_kind`` variable (CF flags) matched at ``tol``
+    (and, empirical runs, by the predicted floor's ``floor_quantile``)."""
+    attrs = {
         "long_name": "which predicted object the run ended on",
         "flag_values": np.array(list(LIMIT_KINDS.values()), dtype=np.int8),
         "flag_meanings": " ".join(LIMIT_KINDS),
         "match_tol": float(tol),
+    }
+    if floor_quantile is not None:
+        attrs["floor_quantile"] = float(floor_quantile)
+    return attrs
+
+
+def limit_match_rule_attrs() -> dict:
+    """Attributes of ``limit_match_rule`` (CF flags): the threshold of a run's match."""
+    return {
+        "long_name": "threshold of the run's match: predicted noise floor quantile or the configured tolerance",
+        "flag_values": np.array(list(FLOOR_RULES.values()), dtype=np.int8),
+        "flag_meanings": " ".join(FLOOR_RULES),
     }

@@ -16,6 +16,7 @@ import xarray as xr
 import rvscgd
 from rvscgd.engine import resolve_sampler
 
+from ..floor import floor_config, predict_floor_cell, stationary_mean_sq
 from ..grid import MODES, RUN_DIMS, cells, run_coords, teacher_sparsity, trained_runs
 from ..labels import SUPPORT_LONG_NAMES, set_long_names, status_attrs
 from ..matching import (
@@ -23,6 +24,7 @@ from ..matching import (
     LIMIT_VARS,
     final_sparse_metrics,
     limit_kind_attrs,
+    limit_match_rule_attrs,
     match_runs,
     support_metrics,
 )
@@ -257,6 +259,14 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
                 label_noise=("label_noise", sigmas, {"long_name": "label noise sigma: y = f(Z; w*) + sigma N(0, 1)"})
             )
     ds.attrs.update({"n": n, "k": k, "seed": seed, "mode": mode, "sampling": sampling})
+    if mode == "empirical" and sampling == "fresh":
+        # The predicted noise floor the match uses (study.floor; fresh minibatches only).
+        sigmas = ds["label_noise"].values if "label_noise" in ds.dims else [0.0]
+        floor = predict_floor_cell(config, data, limits, ds["batch_size"].values, sigmas)
+        if "label_noise" not in ds.dims:
+            floor = floor.isel(label_noise=0, drop=True)
+        for name, var in floor.data_vars.items():
+            ds[name] = var
     return ds
 
 
@@ -362,19 +372,48 @@ def _result_dataset(res, shape, coords, n) -> xr.Dataset:
 
 
 def cell_dataset(
-    train: xr.Dataset, data: xr.Dataset, limits: xr.Dataset, mode: str, match_tol: float | None = None
+    train: xr.Dataset,
+    data: xr.Dataset,
+    limits: xr.Dataset,
+    mode: str,
+    match_tol: float | None = None,
+    floor_enabled: bool = True,
+    quantile: float | None = None,
+    max_steps: int | None = None,
 ) -> xr.Dataset:
     """One cell's training runs joined with its teacher, predicted fixed points
-    and the fixed point each run reached (``match_runs``)."""
+    and the fixed point each run reached (``match_runs``). Empirical runs are
+    matched by their predicted noise floor where it applies (``study.floor``,
+    ``floor_enabled``), else by ``match_tol``; ``limit_match_rule`` says which.
+    ``max_steps``: the run length (the measured floor averages its second half)."""
+    if max_steps is None:
+        max_steps = int(train["step"].max())
     ds = train.copy()
     ds["w_star"] = data["w_star"]
     ds["w0"] = data["w0"]
     for name in LIMIT_VARS:
         ds[name] = limits[name]
     tol = DEFAULT_MATCH_TOL[mode] if match_tol is None else float(match_tol)
-    m = match_runs(train, data, limits, tol)
+    floor = None
+    if "floor_match_distance" in train and floor_enabled:
+        floor = train["fp_floor_match_distance"].where(train["fp_floor_hops"] == 0)
+    m = match_runs(train, data, limits, tol, floor=floor)
     dims = m.pop("dims")
-    ds["limit_kind"] = (dims, m["limit_kind"], limit_kind_attrs(tol))
+    ds["limit_kind"] = (
+        dims,
+        m["limit_kind"],
+        limit_kind_attrs(tol, floor_quantile=quantile if floor is not None else None),
+    )
+    if mode == "empirical":
+        rule = m["limit_match_rule"]
+        ds["limit_match_rule"] = (dims, rule, limit_match_rule_attrs())
+        if "floor_mean_sq" in train:
+            ds["floor_measured_mean_sq"] = stationary_mean_sq(train["dist_wbar"], max_steps)
+            ds["floor_measured_mean_sq"].attrs = {
+                "long_name": "measured noise floor: time average of ||w^t - w_bar||^2 over the recorded steps "
+                "of the run's second half",
+                "units": "1",
+            }
     ds["limit_index"] = (dims, m["limit_index"], {"long_name": "fixed_point index of the matched point (-1: none)"})
     ds["limit_distance"] = (
         dims,
@@ -437,6 +476,13 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         },
         units="1",
     )
+    if "floor_match_distance" in ds:
+        fcfg = floor_config(config)
+        ds["floor_quantile"] = (
+            (),
+            float(fcfg["quantile"]),
+            {"long_name": "quantile of the predicted stationary law used for the empirical match", "units": "1"},
+        )
     # Facts the figures need, carried by the data (not read back from the provenance config).
     ds.attrs.update(
         mode=mode,
@@ -486,11 +532,21 @@ def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tupl
     return ds, [f"{mode} n={n} k={k} seed={seed}: {status.size} runs, {counts}"]
 
 
+def _match_args(config: dict, mode: str) -> dict:
+    """How a mode's runs are matched to the fixed points (``cell_dataset``)."""
+    fcfg = floor_config(config)
+    return {
+        "match_tol": config["limit"]["match_tol"][mode],
+        "floor_enabled": bool(fcfg["enabled"]),
+        "quantile": float(fcfg["quantile"]),
+        "max_steps": int(config[mode]["max_steps"]),
+    }
+
+
 def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
     """One labelled dataset of a mode's cells (rule aggregate, ``dataset`` the mode)."""
-    tol = config["limit"]["match_tol"][dataset]
     parts = [
-        cell_dataset(train, data, limits, dataset, tol)
+        cell_dataset(train, data, limits, dataset, **_match_args(config, dataset))
         for train, data, limits in zip(inputs["train"], inputs["data"], inputs["limits"], strict=True)
     ]
     ds = combine(parts, config, dataset)
@@ -516,8 +572,9 @@ def build(config: dict) -> dict[str, xr.Dataset]:
                 data = make_data_cell(config, *key)
                 cache[key] = (data, predict_limits_cell(config, data))
             data, limits = cache[key]
-            tol = config["limit"]["match_tol"][mode]
-            parts.append(cell_dataset(train_cell(config, mode, data, limits), data, limits, mode, tol))
+            parts.append(
+                cell_dataset(train_cell(config, mode, data, limits), data, limits, mode, **_match_args(config, mode))
+            )
         if parts:
             out[mode] = combine(parts, config, mode)
     return out

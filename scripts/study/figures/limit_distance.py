@@ -9,13 +9,15 @@ from study import style
 
 from .draw import line_handle, penalty_handles, seed_points, slice_text, trace
 from .select import lam_units, middle_lam, modes, need_limit_slice, penalties, resolve
-from .stats import diverged, diverged_note, noise_floor, seed_stats
+from .stats import diverged, diverged_note, floor_ratio, mean_sq_floor, outside_band, seed_stats
 
 
 def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
     """||w^t - w_bar|| versus step, one panel per penalty: population mode
-    (to zero) and empirical mode per batch size B (to a noise floor); last
-    panel: the floor versus B with B^(-1/2) and B^(-1) guides."""
+    (to zero) and empirical mode per batch size B (to a noise floor, with the
+    predicted RMS floor, "theory", dashed); last panel: the measured RMS floor
+    versus B against the predicted one (``floor_mean_sq``, study.floor), and the
+    groups whose measurement leaves the theory's band."""
     shown = modes(datasets)
     first = datasets[shown[0]]
     pens = penalties(first)
@@ -28,7 +30,7 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
         axes = axes[0]
         sel_text = []
         bcolors = style.batch_colors(emp["batch_size"].values) if emp is not None else {}
-        floors = {}
+        floors, theory, ratios = {}, {}, {}
         for mode in shown:
             ds = datasets[mode]
             if True not in ds["normalise"].values.tolist():
@@ -47,7 +49,16 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
                     for b in r["batch_size"].values:
                         rb = r.sel(batch_size=b)
                         trace(ax, rb["dist_wbar"], rb["status"], bcolors[int(b)])
-                        floors[(p, int(b))] = noise_floor(rb["dist_wbar"].where(~diverged(rb["status"])))
+                        ms = mean_sq_floor(rb["dist_wbar"].where(~diverged(rb["status"])))
+                        floors[(p, int(b))] = np.sqrt(ms)
+                        if "floor_mean_sq" in rb:
+                            pred = rb["floor_mean_sq"]
+                            theory[(p, int(b))] = np.sqrt(pred)
+                            level = float(np.sqrt(pred.mean()))
+                            t_end = float(rb["step"].max())
+                            if np.isfinite(level):  # over the stationary part the floor is measured on
+                                ax.hlines(level, t_end / 2, 4 * t_end, color=bcolors[int(b)], ls="--", lw=1.1, zorder=4)
+                            ratios[f"{style.PENALTY_LABEL[p]}, B={int(b)}"] = floor_ratio(ms, pred)
                 note = diverged_note(r["status"], f"{mode} runs")
                 if note:
                     style.note(ax, note, "lower left" if mode == "population" else "upper right")
@@ -65,34 +76,39 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
         if "population" in shown:
             handles.append(line_handle("population", style.CGD_COLOR))
         handles += [line_handle(f"empirical, $B={b}$", c) for b, c in bcolors.items()]
+        if theory:
+            handles.append(line_handle("theory: predicted RMS floor", ls="--"))
         if emp is not None:
             ax = axes[-1]
             bs = sorted(bcolors)
+            slopes = []
             for p in pens:
                 floor = xr.concat([floors[(p, b)] for b in bs], dim="batch_size")
                 seed_points(ax, floor, "batch_size", bs, style.PENALTY_COLOR[p], style.PENALTY_MARKER[p])
-            # Guides through the mean floor at the smallest B: the B^(-1/2) of noise
-            # averaging and the B^(-1) of a bias; from the data's level only, not a fit.
-            ref = np.nanmean([float(seed_stats(floors[(p, bs[0])])[0]) for p in pens])
-            bb = np.array([bs[0], bs[-1]], dtype=float) if len(bs) > 1 else np.array([bs[0] / 2, bs[0] * 2.0])
-            ax.plot(bb, ref * np.sqrt(bs[0] / bb), color=style.PREDICTION_COLOR, ls=":")
-            ax.plot(bb, ref * (bs[0] / bb), color=style.PREDICTION_COLOR, ls="-.")
-            if len(bs) > 1:
-                slopes = []
-                for p in pens:
+                line = f"{style.PENALTY_LABEL[p]} "
+                if len(bs) > 1:
                     f0, f1 = (float(seed_stats(floors[(p, b)])[0]) for b in (bs[0], bs[-1]))
-                    slopes.append(f"{style.PENALTY_LABEL[p]} {np.log(f1 / f0) / np.log(bs[-1] / bs[0]):.2f}")
-                style.note(ax, "slopes:\n" + "\n".join(slopes), "upper right")
+                    line += f"{np.log(f1 / f0) / np.log(bs[-1] / bs[0]):.2f}"
+                if all((p, b) in theory for b in bs):
+                    pred = xr.concat([theory[(p, b)] for b in bs], dim="batch_size")
+                    seed_points(ax, pred, "batch_size", bs, style.PENALTY_COLOR[p], None, ls="--", lw=0.8)
+                    if len(bs) > 1:
+                        t0, t1 = (float(theory[(p, b)].mean()) for b in (bs[0], bs[-1]))
+                        line += f" (theory {np.log(t1 / t0) / np.log(bs[-1] / bs[0]):.2f})"
+                slopes.append(line)
+            text = "slopes in $B$:\n" + "\n".join(slopes) if len(bs) > 1 else ""
+            band = outside_band(ratios)
+            text = "\n".join(t for t in (text, band) if t)
+            if text:
+                style.below(ax, text)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xticks(bs, [str(b) for b in bs])
             ax.minorticks_off()
             ax.set_xlabel(r"batch size $B$")
-            ax.set_ylabel(r"noise floor of $\|w^t - \bar w\|$")
+            ax.set_ylabel(r"RMS floor of $\|w^t - \bar w\|$")
             ax.set_title("empirical noise floor")
             handles += penalty_handles(pens, marker=True)
-            handles.append(line_handle(r"$\propto B^{-1/2}$", ls=":"))
-            handles.append(line_handle(r"$\propto B^{-1}$", ls="-."))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         fig.suptitle("\n".join(sel_text), fontsize=7)
     return fig

@@ -40,7 +40,7 @@ def draw(datasets: dict):
         ax_a, ax_s, ax_c = axd["a"], axd["b"], axd["c"]
         mode_markers = {}
         notes, stats_lines = [], []
-        dist_frames, tols, kind_lines = [], {}, []
+        dist_frames, floor_frames, tols, kind_lines = [], [], {}, []
         for mode in shown:
             ds = fix_new_dims(datasets[mode], GRID_DIMS)
             stes = limit_stes(ds)
@@ -81,7 +81,9 @@ def draw(datasets: dict):
                         coll.set_edgecolors(coll.get_facecolors())
                         coll.set_facecolors("none")
                 dist_frames.append(_distance_frame(sub, gsel, valid, label))
-                tols[label] = match_tol(ds)
+                floor_frames.append(_floor_frame(sub, gsel, valid, label))
+                if _by_tolerance(sub, gsel, valid):
+                    tols[label] = match_tol(ds)
                 kind_lines.append(_kind_line(sub["limit_kind"].sel(**gsel).where(valid.sel(**gsel)), label))
                 err = np.abs(meas_a.sel(**gsel).where(valid.sel(**gsel)) - pred_a)
                 good, total = int((err < 1e-3).sum()), int(err.count())
@@ -103,7 +105,7 @@ def draw(datasets: dict):
         style.panel_title(ax_s, "sparsity of the sparse limit", "b")
         style.below(ax_a, join(*stats_lines))
         style.below(ax_s, join(*notes))
-        _distance_panel(ax_c, dist_frames, tols, pens)
+        _distance_panel(ax_c, dist_frames, tols, pens, floor_frames)
         style.panel_title(ax_c, "distance to the nearest predicted stable fixed point (per run)", "c")
         style.below(ax_c, join(*kind_lines))
         handles = [
@@ -114,7 +116,21 @@ def draw(datasets: dict):
             for lab, m in mode_markers.items()
         ]
         handles.append(line_handle("identity", ls=":"))
-        handles.append(line_handle("match tolerance (c)", ls="--"))
+        if any(len(f) for f in floor_frames):
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=style.PREDICTION_COLOR,
+                    marker="|",
+                    ms=7,
+                    lw=4,
+                    alpha=0.5,
+                    label="theory: predicted match distance (c)",
+                )
+            )
+        if tols:
+            handles.append(line_handle("match tolerance (c)", ls="--"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5))
     return fig
 
@@ -127,6 +143,27 @@ def _distance_frame(sub, gsel, valid, label) -> pd.DataFrame:
     return df
 
 
+def _floor_frame(sub, gsel, valid, label) -> pd.DataFrame:
+    """Tidy (penalty, group, match) of the runs matched by their predicted floor
+    (``limit_match_rule`` predicted_floor): the predicted quantile they were matched with."""
+    if "floor_match_distance" not in sub or "limit_match_rule" not in sub:
+        return pd.DataFrame(columns=["penalty", "match", "group"])
+    rule = sub["limit_match_rule"].sel(**gsel)
+    m = sub["floor_match_distance"].sel(**gsel).broadcast_like(rule)
+    m = m.where(valid.sel(**gsel) & (rule == 0)).rename("match")
+    df = m.to_dataframe().reset_index()[["penalty", "match"]].dropna()
+    df["group"] = label
+    return df
+
+
+def _by_tolerance(sub, gsel, valid) -> bool:
+    """Whether any run of the group was matched by the configured tolerance."""
+    if "limit_match_rule" not in sub:
+        return True
+    rule = sub["limit_match_rule"].sel(**gsel).where(valid.sel(**gsel))
+    return bool((rule > 0).any())
+
+
 def _kind_line(kind: xr.DataArray, label: str) -> str:
     """ "population: 1440 isolated, 0 on a continuum, 0 unpredicted" (limit_kind of the runs shown)."""
     k = kind.where(kind >= 0)
@@ -134,9 +171,12 @@ def _kind_line(kind: xr.DataArray, label: str) -> str:
     return f"{label}: {counts[0]} isolated, {counts[1]} on a continuum, {counts[2]} unpredicted"
 
 
-def _distance_panel(ax, frames, tols, pens):
+def _distance_panel(ax, frames, tols, pens, floor_frames=()):
     """Per-run ``limit_distance`` (log x) per mode group (rows) and penalty (hue,
-    dodged); each group's match tolerance as a vertical segment over its row.
+    dodged); the predicted match distance of the runs matched by their noise
+    floor (grey bar: its range over those runs, tick: its median, per penalty's
+    sub-row), and the match tolerance as a dashed segment over a row with runs
+    matched by the tolerance.
     Distances of exactly 0 or with nothing predicted (inf) cannot sit on a log
     axis: they are counted in the panel's note, not dropped silently."""
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["penalty", "distance", "group"])
@@ -158,8 +198,30 @@ def _distance_panel(ax, frames, tols, pens):
         **STRIP,
     )
     for i, g in enumerate(groups):
-        ax.vlines(tols[g], i - 0.45, i + 0.45, color=style.PREDICTION_COLOR, ls="--", lw=0.9, zorder=4)
-    ax.set_xlim(right=max(ax.get_xlim()[1], 3 * max(tols.values())))
+        if g in tols:
+            ax.vlines(tols[g], i - 0.45, i + 0.45, color=style.PREDICTION_COLOR, ls="--", lw=0.9, zorder=4)
+    fl = (
+        pd.concat([f for f in floor_frames if len(f)], ignore_index=True) if any(len(f) for f in floor_frames) else None
+    )
+    width = 0.8 / max(len(pens), 1)
+    his = [max(tols.values())] if tols else []
+    if fl is not None:
+        for i, g in enumerate(groups):
+            for j, p in enumerate(pens):
+                m = fl[(fl["group"] == g) & (fl["penalty"] == p)]["match"]
+                if m.empty:
+                    continue
+                y = i + (j - (len(pens) - 1) / 2) * width
+                lo, hi = float(m.min()), float(m.max())
+                ax.fill_betweenx(
+                    [y - width / 2, y + width / 2], lo, hi, color=style.PREDICTION_COLOR, alpha=0.25, lw=0, zorder=1
+                )
+                ax.vlines(
+                    float(m.median()), y - width / 2, y + width / 2, color=style.PREDICTION_COLOR, lw=1.2, zorder=4
+                )
+                his.append(hi)
+    if his:
+        ax.set_xlim(right=max(ax.get_xlim()[1], 3 * max(his)))
     ax.set_xlabel(r"$\min\,\|w_{\mathrm{final}} - \bar w\|$ over the predicted stable points (and continuum)")
     ax.set_ylabel("")
     zero, nothing = int((df["distance"] == 0).sum()), int(np.isinf(df["distance"]).sum())

@@ -126,6 +126,35 @@ def noise_floor(dist: xr.DataArray) -> xr.DataArray:
     return dist.where(t >= t.max() / 2).mean("step")
 
 
+def mean_sq_floor(dist: xr.DataArray) -> xr.DataArray:
+    """Measured noise floor as a mean square, the counterpart of the predicted
+    ``floor_mean_sq``: the time average of ``dist^2`` over the recorded steps in
+    the second half of the run (t >= max step / 2)."""
+    t = dist["step"]
+    return (dist**2).where(t >= t.max() / 2).mean("step")
+
+
+# The agreement band of measured over predicted E||w - w_bar||^2 (issue 21's target).
+FLOOR_BAND = (0.8, 1.25)
+
+
+def floor_ratio(measured: xr.DataArray, predicted: xr.DataArray) -> float:
+    """Median over the runs of measured / predicted mean-square floor (NaN if none)."""
+    r = (measured / predicted).values.ravel()
+    r = r[np.isfinite(r)]
+    return float(np.median(r)) if r.size else float("nan")
+
+
+def outside_band(ratios: dict) -> str:
+    """A note naming the groups whose median ratio leaves ``FLOOR_BAND`` ("" if none)."""
+    lo, hi = FLOOR_BAND
+    out = [f"{g}: x{r:.2f}" for g, r in ratios.items() if np.isfinite(r) and not lo <= r <= hi]
+    if not out:
+        return ""
+    head = f"outside the theory's band [{lo:g}, {hi:g}]\n" + r"(measured / predicted $E\|w - \bar w\|^2$):"
+    return head + "\n" + "\n".join(out)
+
+
 def steps_to_reach(dist: xr.DataArray, eps: float) -> xr.DataArray:
     """First step at which ``dist`` (recorded at log-spaced steps) is ``<= eps``,
     interpolated log-linearly between the two recorded steps around the crossing;
