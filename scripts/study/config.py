@@ -293,6 +293,9 @@ def semantic_problems(config: dict) -> list[str]:
             problems.append(
                 f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
             )
+    noise = config.get("label_noise", {})
+    if noise.get("enabled"):
+        problems += sparsity_fits("label_noise.n", config, noise["n"])
     problems += basins_problems(config)
     problems += digits_problems(config)
     results = Path(config["results_dir"])
@@ -361,6 +364,26 @@ _TWO_LAYER_FIGURES = ("two_layer",)
 _DIGITS_FIGURES = ("digits",)
 
 
+# Figures of the label-noise dataset: their lam and slice refer to the label_noise block.
+_LABEL_NOISE_FIGURES = ("noise_floor",)
+
+
+def _label_noise_figure_problems(config: dict, name: str, params: dict) -> list[str]:
+    block = config["label_noise"]
+    if not block["enabled"]:
+        return []  # no dataset: the figure is not made (as every figure whose datasets the config leaves off)
+    problems = []
+    lam = params.get("lam")
+    if lam is not None and not any(lam == g for g in block["grid"]["lam"]):
+        problems.append(f"figures.{name}.lam = {lam!r}: not in label_noise.grid.lam = {block['grid']['lam']}")
+    for dim, value in params.get("slice", {}).items():
+        grid = block.get(dim, block["grid"].get(dim))
+        if grid is not None and not any(value == g for g in grid):
+            key = f"label_noise.{dim}" if dim in block else f"label_noise.grid.{dim}"
+            problems.append(f"figures.{name}.slice.{dim} = {value!r}: not in {key} = {grid}")
+    return problems
+
+
 def _two_layer_figure_problems(config: dict, name: str, params: dict) -> list[str]:
     two = config["two_layer"]
     problems = []
@@ -387,6 +410,9 @@ def figure_problems(config: dict) -> list[str]:
             problems += _two_layer_figure_problems(config, name, params)
             continue
         if name in _DIGITS_FIGURES:
+            continue
+        if name in _LABEL_NOISE_FIGURES:
+            problems += _label_noise_figure_problems(config, name, params)
             continue
         for dim, value in params.get("slice", {}).items():
             key, grid = slice_grid(config, dim)

@@ -13,6 +13,24 @@ def relu_constant(k: int) -> float:
     return 1.0 / (2.0 * k * math.sqrt(2.0 * math.pi))
 
 
+def contraction_time(config: dict, k: int) -> float:
+    """The one-layer grid's contraction time in steps, 1 / (eta c(k)) with eta
+    the grid's smallest: a step of size eta contracts a deviation from the
+    limit by about eta c(k) (docs/theory.md), so this many steps shrink it by e."""
+    return 1.0 / (min(float(e) for e in config["grid"]["eta"]) * relu_constant(k))
+
+
+def empirical_steps(config: dict, k: int) -> int:
+    """Steps of a one-layer empirical run at k: ``empirical.contraction_times``
+    contraction times (``contraction_time``), at most ``empirical.max_steps``;
+    ``max_steps`` when ``contraction_times`` is null."""
+    emp = config["empirical"]
+    times = emp.get("contraction_times")
+    if times is None:
+        return int(emp["max_steps"])
+    return min(int(emp["max_steps"]), math.ceil(float(times) * contraction_time(config, k)))
+
+
 def lam_from_threshold(theta: float, penalty: str, beta: float, a: float = 1.0) -> float:
     """The lambda whose prox threshold (docs/theory.md section 3) is ``theta``:
     l0 ``sqrt(2 lam/beta)``, l1 ``lam/beta``, TL1 ``(a+1) t/a`` for

@@ -55,6 +55,16 @@ TINY = {
         "max_steps": 60,
         "batch_size": 16,
     },
+    # Two sigmas, two batch sizes, two penalties: every point of the noise_floor figure.
+    "label_noise": {
+        "enabled": True,
+        "n": [6],
+        "k": [2],
+        "seeds": [0, 1],
+        "sigma": [0.0, 0.2],
+        "batch_size": [16, 64],
+        "grid": {"penalty": ["l1", "tl1"], "lam": [0.05], "beta": [0.02]},
+    },
     # Two betas (one per side of beta = c(3) = 0.066), both start kinds, both modes.
     "basins": {
         "enabled": True,

@@ -100,7 +100,7 @@ def test_far_outside_the_band_is_unpredicted_inside_is_matched(cell):
 
 def test_the_dataset_carries_the_floor_with_units(cell):
     config, data, limits, train = cell
-    ds = g.cell_dataset(train, data, limits, "empirical", **g._match_args(config, "empirical"))
+    ds = g.cell_dataset(train, data, limits, "empirical", **g.match_args(config, "empirical"))
     ds = g.combine([ds], config, "empirical")
     for name in (
         "floor_mean_sq",
@@ -132,7 +132,7 @@ def test_the_dataset_carries_the_floor_with_units(cell):
 def test_population_matching_is_unchanged(cell):
     config, data, limits, _ = cell
     train = g.train_cell(config, "population", data, limits)
-    ds = g.cell_dataset(train, data, limits, "population", **g._match_args(config, "population"))
+    ds = g.cell_dataset(train, data, limits, "population", **g.match_args(config, "population"))
     assert "limit_match_rule" not in ds and not any(v.startswith("floor_") for v in ds.data_vars)
     assert "floor_quantile" not in ds["limit_kind"].attrs
 
@@ -143,7 +143,7 @@ def test_floor_without_fresh_minibatches_is_not_predicted(cell):
     fixed["empirical"]["sampling"] = "fixed"
     train = g.train_cell(fixed, "empirical", data, limits)
     assert "floor_mean_sq" not in train
-    ds = g.cell_dataset(train, data, limits, "empirical", **g._match_args(fixed, "empirical"))
+    ds = g.cell_dataset(train, data, limits, "empirical", **g.match_args(fixed, "empirical"))
     rule = ds["limit_match_rule"].values
     assert set(np.unique(rule)) <= {FLOOR_RULES["not_applicable"], FLOOR_RULES["tolerance_no_prediction"]}
 
@@ -185,7 +185,7 @@ def test_bad_floor_key_is_refused_naming_it(tmp_path, monkeypatch):
 
 def test_floor_disabled_matches_by_the_tolerance_and_says_so(cell):
     config, data, limits, train = cell
-    args = {**g._match_args(config, "empirical"), "floor_enabled": False}
+    args = {**g.match_args(config, "empirical"), "floor_enabled": False}
     ds = g.cell_dataset(train, data, limits, "empirical", **args)
     rule = ds["limit_match_rule"].values
     applicable = ds["limit_kind"].values >= 0

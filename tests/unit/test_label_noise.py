@@ -1,5 +1,5 @@
 """Label noise (model.md section 1: y = f(Z; w*) + sigma N(0, 1)) in the
-engine's empirical modes and the study's empirical.label_noise dimension:
+engine's empirical modes and the study's label-noise slice (experiment label_noise):
 sigma = 0 leaves every number as it was, sigma > 0 adds exactly sigma times
 the noise stream's normals to the labels and leaves the input stream alone."""
 
@@ -101,35 +101,45 @@ def test_bad_label_noise():
             rvscgd.train(w_star, w0, 3, runs, "fresh", max_steps=2, label_noise=bad)
 
 
-def _config(label_noise):
+def _config(sigma):
+    """The test config with the label-noise slice on one small cell."""
     from study.inprocess import load_config
 
     cfg = load_config(ROOT / ".test" / "config" / "config.yaml")
     cfg["dims"] = {"n": [8], "k": [4]}
     cfg["seeds"] = [0]
     cfg["empirical"]["max_steps"] = 60
-    cfg["empirical"]["label_noise"] = label_noise
+    cfg["label_noise"].update(
+        enabled=True,
+        n=[8],
+        k=[4],
+        seeds=[0],
+        sigma=sigma,
+        batch_size=[16, 32],
+        grid={"penalty": ["l0", "l1"], "lam": [0.01], "beta": [0.01], "eta": [1.0]},
+    )
     return cfg
 
 
 def test_study_label_noise_dimension_keeps_sigma_zero_bit_identical():
-    """[0.0] (the default): no label_noise dimension; adding values adds the
-    dimension, and its sigma = 0 slice equals the noise-free dataset exactly."""
+    """The one-layer training without label noise has no label_noise
+    dimension; with levels it has one, and its sigma = 0 slice equals the
+    noise-free training exactly."""
     from study.experiments.gaussian import make_data_cell, predict_limits_cell, train_cell
 
-    clean_cfg = _config([0.0])
-    data = make_data_cell(clean_cfg, 8, 4, 0)
-    limits = predict_limits_cell(clean_cfg, data)
-    clean = train_cell(clean_cfg, "empirical", data, limits)
+    cfg = _config([0.0])
+    data = make_data_cell(cfg, 8, 4, 0)
+    limits = predict_limits_cell(cfg, data)
+    clean = train_cell(cfg, "empirical", data, limits)
     assert "label_noise" not in clean.dims
-    noisy = train_cell(_config([0.0, 0.2, 0.5]), "empirical", data, limits)
+    noisy = train_cell(cfg, "empirical", data, limits, label_noise=[0.0, 0.2, 0.5])
     assert list(noisy["label_noise"].values) == [0.0, 0.2, 0.5]
     xr.testing.assert_identical(noisy.sel(label_noise=0.0, drop=True), clean)
     # noise moves the runs (same inputs, other labels)
     assert not np.array_equal(noisy["w_final"].sel(label_noise=0.5).values, clean["w_final"].values)
     # population mode ignores it
-    pop = train_cell(_config([0.0, 0.2]), "population", data, limits)
-    xr.testing.assert_identical(pop, train_cell(clean_cfg, "population", data, limits))
+    pop = train_cell(cfg, "population", data, limits, label_noise=[0.0, 0.2])
+    xr.testing.assert_identical(pop, train_cell(cfg, "population", data, limits))
 
 
 def test_negative_label_noise_refused_naming_the_key():
@@ -138,29 +148,50 @@ def test_negative_label_noise_refused_naming_the_key():
     cfg = copy.deepcopy(_config([0.0, -0.1]))
     with pytest.raises(ConfigError) as err:
         load(cfg)
-    assert any(p.startswith("empirical.label_noise[1]") for p in err.value.problems), err.value.problems
+    assert any(p.startswith("label_noise.sigma[1]") for p in err.value.problems), err.value.problems
+
+
+def test_the_old_empirical_label_noise_key_is_refused_naming_it():
+    """Label noise moved to its own block: a config that still sets
+    empirical.label_noise is refused, naming the key, not silently ignored."""
+    from study.config import ConfigError, load
+
+    cfg = copy.deepcopy(_config([0.0]))
+    cfg["empirical"]["label_noise"] = [0.0, 0.1]
+    with pytest.raises(ConfigError) as err:
+        load(cfg)
+    assert any("label_noise" in p and p.startswith("empirical") for p in err.value.problems), err.value.problems
+
+
+def test_label_noise_slice_is_the_one_layer_training_on_its_grid():
+    """The slice's cell is the one-layer empirical training of the same
+    (n, k, seed) on the block's grid: its teacher is the main cell's, and its
+    runs equal a one-layer training of that grid at each sigma, bit for bit."""
+    from study.experiments import gaussian, label_noise
+
+    cfg = _config([0.0, 0.3])
+    cell = label_noise.train_cell(cfg, 8, 4, 0)
+    grid = label_noise.as_grid(cfg)
+    data = gaussian.make_data_cell(cfg, 8, 4, 0)
+    np.testing.assert_array_equal(cell["w_star"].values.ravel(), data["w_star"].values)
+    limits = gaussian.predict_limits_cell(grid, data)
+    direct = gaussian.train_cell(grid, "empirical", data, limits, label_noise=[0.0, 0.3])
+    assert list(cell["method"].values) == ["rvscgd"] and list(cell["ste"].values) == ["relu"]
+    for name in ("dist_wbar", "angle_w", "status", "floor_mean_sq"):
+        np.testing.assert_array_equal(cell[name].squeeze(["n", "k", "seed"]).values, direct[name].values)
 
 
 def test_noise_floor_figure_renders_the_sigma_axis(tmp_path):
-    """The aggregated empirical dataset carries label_noise, and the
-    noise_floor figure draws one point per sigma (every one-layer figure
-    still draws: label_noise is fixed to its first value, 0)."""
-    from study.experiments.gaussian import cell_dataset, combine, make_data_cell, predict_limits_cell, train_cell
+    """The label-noise dataset carries label_noise, and the noise_floor
+    figure draws one point per sigma."""
+    from study.experiments import label_noise
     from study.figures import noise_floor
-    from study.figures import ste as ste_figure
 
     cfg = _config([0.0, 0.2, 0.5])
-    cfg["seeds"] = [0, 1]
-    parts = []
-    for seed in cfg["seeds"]:
-        data = make_data_cell(cfg, 8, 4, seed)
-        limits = predict_limits_cell(cfg, data)
-        parts.append(cell_dataset(train_cell(cfg, "empirical", data, limits), data, limits, "empirical"))
-    ds = combine(parts, cfg, "empirical")
+    cfg["label_noise"]["seeds"] = [0, 1]
+    ds = label_noise.combine([label_noise.train_cell(cfg, 8, 4, s) for s in (0, 1)], cfg)
     assert list(ds["label_noise"].values) == [0.0, 0.2, 0.5]
-    fig = noise_floor.draw({"empirical": ds})
+    fig = noise_floor.draw({"label_noise": ds})
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.2", "0.5"]
     assert len(ax.lines) >= 1 and len(ax.lines[0].get_xdata()) == 3
-    fig2 = ste_figure.draw({"empirical": ds})
-    assert fig2.axes

@@ -48,7 +48,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ("gaussian", "two_layer", "basins", "digits")
+NAMES = ("gaussian", "label_noise", "two_layer", "basins", "digits")
 
 
 def _gaussian(config: dict) -> list[str]:
@@ -64,7 +64,7 @@ DATASETS = {"gaussian": _gaussian, **{name: _enabled(name) for name in NAMES[1:]
 
 
 # Experiments whose rules are generated: (n, k, seed) cells from their own config block.
-CELL_BLOCKS = ("two_layer", "basins")
+CELL_BLOCKS = ("label_noise", "two_layer", "basins")
 
 
 def _shared(config: dict) -> tuple:
@@ -76,6 +76,13 @@ def _shared(config: dict) -> tuple:
 
 # The config parts a generated experiment's training cells depend on (its train rule's params).
 DEPENDS_ON = {
+    "label_noise": lambda config: (
+        *_shared(config),
+        config["label_noise"],
+        config["empirical"],
+        config["limit"],
+        config["trace_points"],
+    ),
     "two_layer": lambda config: (*_shared(config), config["two_layer"], config["trace_points"]),
     "basins": lambda config: (
         *_shared(config),

@@ -31,7 +31,7 @@ from ..matching import (
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells
-from ..units import eta_effective, lam_attrs, lam_effective, relu_constant
+from ..units import contraction_time, empirical_steps, eta_effective, lam_attrs, lam_effective, relu_constant
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
 TRACE_VARS = {
@@ -162,12 +162,38 @@ def predict_limits_cell(config: dict, data: xr.Dataset, coords: dict | None = No
     return ds
 
 
-def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, threads: int = 1) -> xr.Dataset:
+def run_steps(config: dict, mode: str, k: int) -> int:
+    """Steps of a run at k: population runs stop on ``tol`` within
+    ``max_steps``; empirical runs take their step budget (``empirical_steps``)."""
+    return empirical_steps(config, k) if mode == "empirical" else int(config[mode]["max_steps"])
+
+
+def record_steps(config: dict, mode: str) -> np.ndarray:
+    """The steps traces are recorded at, one grid for every cell of a mode (so
+    cells stack along k): about ``trace_points`` log-spaced steps up to the
+    longest run, and each k's last step. A cell records those it reaches."""
+    ends = sorted({run_steps(config, mode, int(k)) for k in config["dims"]["k"]})
+    steps = rvscgd.log_record_steps(ends[-1], config["trace_points"])
+    return np.union1d(steps, ends) if mode == "empirical" else steps
+
+
+def train_cell(
+    config: dict,
+    mode: str,
+    data: xr.Dataset,
+    limits: xr.Dataset,
+    threads: int = 1,
+    label_noise=(0.0,),
+    floor: bool = True,
+) -> xr.Dataset:
     """Train every run of the grid on one cell with the batched engine.
 
     In empirical mode every batch size B is trained (dimension
     ``batch_size``), all on the same input stream (common random numbers);
-    with a fixed training set, ``batch_size`` holds the set's size m.
+    with a fixed training set, ``batch_size`` holds the set's size m. Each
+    label-noise level sigma of ``label_noise`` is trained on that stream too
+    (dimension ``label_noise``, absent for the default ``(0.0,)``).
+    ``floor``: predict the noise floor (fresh minibatches; ``study.floor``).
     """
     n, k, seed = int(data.attrs["n"]), int(data.attrs["k"]), int(data.attrs["seed"])
     w_star = data["w_star"].values
@@ -195,7 +221,9 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
         ]
     )
     mcfg = config[mode]
-    record = rvscgd.log_record_steps(mcfg["max_steps"], config["trace_points"])
+    steps = run_steps(config, mode, k)
+    record = record_steps(config, mode)
+    record = record[record <= steps]
 
     if mode == "empirical":
         # Sampling threads: a speed knob only, the numbers do not depend on it.
@@ -214,7 +242,7 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
             k,
             runs,
             engine_mode,
-            max_steps=mcfg["max_steps"],
+            max_steps=steps,
             tol=mcfg["tol"],
             seed=stream,
             record_steps=record,
@@ -246,7 +274,7 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
         ds = one("population", None)
         sampling = "expectation"
     else:
-        sigmas = [float(s) for s in config["empirical"].get("label_noise", [0.0])]
+        sigmas = [float(s) for s in label_noise]
         if sigmas == [0.0]:
             # No label_noise dimension: the datasets are exactly those of a study without label noise.
             ds, sampling = empirical(0.0)
@@ -258,8 +286,8 @@ def train_cell(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, th
             ds = ds.assign_coords(
                 label_noise=("label_noise", sigmas, {"long_name": "label noise sigma: y = f(Z; w*) + sigma N(0, 1)"})
             )
-    ds.attrs.update({"n": n, "k": k, "seed": seed, "mode": mode, "sampling": sampling})
-    if mode == "empirical" and sampling == "fresh":
+    ds.attrs.update({"n": n, "k": k, "seed": seed, "mode": mode, "sampling": sampling, "steps_budget": steps})
+    if mode == "empirical" and sampling == "fresh" and floor:
         # The predicted noise floor the match uses (study.floor; fresh minibatches only).
         sigmas = ds["label_noise"].values if "label_noise" in ds.dims else [0.0]
         floor = predict_floor_cell(config, data, limits, ds["batch_size"].values, sigmas)
@@ -385,9 +413,10 @@ def cell_dataset(
     and the fixed point each run reached (``match_runs``). Empirical runs are
     matched by their predicted noise floor where it applies (``study.floor``,
     ``floor_enabled``), else by ``match_tol``; ``limit_match_rule`` says which.
-    ``max_steps``: the run length (the measured floor averages its second half)."""
+    ``max_steps``: the run length (the measured floor averages its second
+    half; default: the training's ``steps_budget``)."""
     if max_steps is None:
-        max_steps = int(train["step"].max())
+        max_steps = int(train.attrs.get("steps_budget", train["step"].max()))
     ds = train.copy()
     ds["w_star"] = data["w_star"]
     ds["w0"] = data["w0"]
@@ -453,6 +482,21 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
     ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "relu coarse-gradient constant c(k)"})
+    if mode == "empirical":
+        ds["steps_budget"] = (
+            "k",
+            [empirical_steps(config, int(k)) for k in ks],
+            {
+                "long_name": "steps of every run at k: empirical.contraction_times times 1/(eta c(k)), "
+                "at most empirical.max_steps",
+                "units": "1",
+            },
+        )
+        ds["contraction_time"] = (
+            "k",
+            [contraction_time(config, int(k)) for k in ks],
+            {"long_name": "contraction time 1/(eta c(k)) in steps, eta the grid's smallest", "units": "1"},
+        )
     ds["lam"].attrs.update(lam_attrs(config))
     ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
     ds["eta"].attrs.update(long_name="step size eta", units="1")
@@ -532,21 +576,20 @@ def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tupl
     return ds, [f"{mode} n={n} k={k} seed={seed}: {status.size} runs, {counts}"]
 
 
-def _match_args(config: dict, mode: str) -> dict:
+def match_args(config: dict, mode: str) -> dict:
     """How a mode's runs are matched to the fixed points (``cell_dataset``)."""
     fcfg = floor_config(config)
     return {
         "match_tol": config["limit"]["match_tol"][mode],
         "floor_enabled": bool(fcfg["enabled"]),
         "quantile": float(fcfg["quantile"]),
-        "max_steps": int(config[mode]["max_steps"]),
     }
 
 
 def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
     """One labelled dataset of a mode's cells (rule aggregate, ``dataset`` the mode)."""
     parts = [
-        cell_dataset(train, data, limits, dataset, **_match_args(config, dataset))
+        cell_dataset(train, data, limits, dataset, **match_args(config, dataset))
         for train, data, limits in zip(inputs["train"], inputs["data"], inputs["limits"], strict=True)
     ]
     ds = combine(parts, config, dataset)
@@ -573,7 +616,7 @@ def build(config: dict) -> dict[str, xr.Dataset]:
                 cache[key] = (data, predict_limits_cell(config, data))
             data, limits = cache[key]
             parts.append(
-                cell_dataset(train_cell(config, mode, data, limits), data, limits, mode, **_match_args(config, mode))
+                cell_dataset(train_cell(config, mode, data, limits), data, limits, mode, **match_args(config, mode))
             )
         if parts:
             out[mode] = combine(parts, config, mode)
@@ -604,14 +647,15 @@ def plan_rows(config: dict, fraction: float, compare_direct: bool = False) -> li
                 if not config[mode]["enabled"]:
                     continue
                 short = copy.deepcopy(config)
-                full_steps = config[mode]["max_steps"]
+                full_steps = run_steps(config, mode, k)
                 short[mode]["max_steps"] = max(10, int(full_steps * fraction))
+                short[mode].pop("contraction_times", None)  # the cut step count, whatever the budget
                 floor_s = _floor_cost(config, mode, data, limits)
                 t0 = time.process_time()
-                train_cell(short, mode, data, limits)
+                train_cell(short, mode, data, limits, floor=False)
                 elapsed = time.process_time() - t0
-                # The floor prediction is a fixed cost per cell: scaled by the steps it would count 1/fraction times.
-                row[f"{mode}_s"] = max(elapsed - floor_s, 0.0) * full_steps / short[mode]["max_steps"] + floor_s
+                # The floor prediction is a fixed cost per cell (timed apart): the steps scale, it does not.
+                row[f"{mode}_s"] = elapsed * full_steps / short[mode]["max_steps"] + floor_s
                 if floor_s:
                     row["floor_s"] = floor_s
                 if mode == "empirical":
@@ -619,8 +663,8 @@ def plan_rows(config: dict, fraction: float, compare_direct: bool = False) -> li
                     if compare_direct:
                         short["empirical"]["sampler"] = "direct"
                         t0 = time.process_time()
-                        train_cell(short, mode, data, limits)
-                        direct_s = max(time.process_time() - t0 - floor_s, 0.0)
+                        train_cell(short, mode, data, limits, floor=False)
+                        direct_s = time.process_time() - t0
                         row["empirical_direct_s"] = direct_s * full_steps / short[mode]["max_steps"] + floor_s
             row["cell_s"] = row["make_data_s"] + sum(row.get(f"{m}_s", 0.0) for m in MODES)
             row["all_seeds_s"] = row["cell_s"] * n_seeds
@@ -644,9 +688,8 @@ def _floor_cost(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset) -
     in empirical mode with fresh minibatches, whatever its step count); 0 otherwise."""
     if mode != "empirical" or config["empirical"]["sampling"] != "fresh":
         return 0.0
-    sigmas = [float(s) for s in config["empirical"].get("label_noise", [0.0])]
     t0 = time.process_time()
-    predict_floor_cell(config, data, limits, config["empirical"]["batch_size"], sigmas)
+    predict_floor_cell(config, data, limits, config["empirical"]["batch_size"], [0.0])
     return time.process_time() - t0
 
 

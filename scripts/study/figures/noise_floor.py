@@ -13,12 +13,10 @@ from .stats import diverged, diverged_note, floor_ratio, mean_sq_floor, outside_
 
 def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
     """RMS noise floor of ||w^t - w_bar|| (over the second half of the run)
-    versus the label-noise level sigma (``empirical.label_noise``), one panel
+    versus the label-noise level sigma (the ``label_noise`` slice), one panel
     per penalty, one line per batch size B; mean and 95% band over seeds;
-    dashed, "theory": the predicted floor (``floor_mean_sq``, study.floor).
-    Without a ``label_noise`` dimension (the default grid [0.0]) the panels
-    show sigma = 0 alone and say so."""
-    ds = datasets["empirical"]
+    dashed, "theory": the predicted floor (``floor_mean_sq``, study.floor)."""
+    ds = datasets["label_noise"]
     pens = penalties(ds)
     x = middle_lam(ds, lam)
     units = lam_units(ds)
@@ -28,8 +26,6 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
     need_limit_slice(sel)
     sel["normalise"] = True
     sub = ds.sel(sel).sel(lam=x)
-    if "label_noise" not in sub.dims:
-        sub = sub.expand_dims(label_noise=[0.0])
     sigmas = [float(s) for s in sub["label_noise"].values]
     sizes = [int(b) for b in sub["batch_size"].values]
     colors = style.batch_colors(sizes)
@@ -49,8 +45,6 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
                     for s in sigmas:
                         ratios[f"B={b}, sigma={s:g}"] = floor_ratio(ms.sel(label_noise=s), pred.sel(label_noise=s))
             notes = [diverged_note(r["status"])]
-            if len(sigmas) == 1:
-                notes.append("only sigma = 0 on the grid\n(empirical.label_noise)")
             style.note(ax, "\n".join(n for n in notes if n), "upper left")
             band = outside_band(ratios)
             if band:

@@ -57,7 +57,7 @@ FIGURES: dict[str, Figure] = {
     "limit_distance": Figure("2. The limit", "Distance to the predicted limit", BOTH, ("draw", "select", "stats")),
     "limit_prediction": Figure("2. The limit", "Predicted versus measured limit", BOTH, ("draw", "select", "stats")),
     "noise_floor": Figure(
-        "2. The limit", "Noise floor versus label noise", ("empirical",), ("draw", "select", "stats")
+        "2. The limit", "Noise floor versus label noise", ("label_noise",), ("draw", "select", "stats")
     ),
     "sparsity_accuracy": Figure(
         "3. Sparsity and accuracy", "Sparsity and error versus lambda", BOTH, ("draw", "select", "stats")
@@ -100,6 +100,7 @@ REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "population": (("status",), ("step",)),
     "empirical": (("status",), ("step",)),
     "two_layer": (("status",), ("step",)),
+    "label_noise": (("status", "dist_wbar", "floor_mean_sq"), ("step", "label_noise")),
     "basins": (("status", "reached_best", "support_exact", "spurious", "region"), ("start", "setting")),
     "digits": (("acc_u", "acc_w", "sparsity", "u", "acc_relu", "acc_dense"), ("seed", "penalty", "lam", "ste")),
 }
