@@ -461,7 +461,11 @@ def cell_dataset(
 
 
 def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
-    """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond n."""
+    """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond
+    n and traces beyond a k's step budget (each cell records the steps of the
+    mode's grid it reaches: ``record_steps``)."""
+    steps = np.unique(np.concatenate([c["step"].values for c in cells]))
+    cells = [c if c.sizes["step"] == steps.size else c.reindex(step=steps) for c in cells]
     ds = stack_cells(cells, pad=("feature", "fixed_point"))
     ks = ds["k"].values
     if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
