@@ -18,7 +18,7 @@ from rvscgd.engine import resolve_sampler
 
 from ..floor import floor_config, predict_floor_cell, stationary_mean_sq
 from ..grid import MODES, RUN_DIMS, cells, run_coords, teacher_sparsity, trained_runs
-from ..labels import SUPPORT_LONG_NAMES, set_long_names, status_attrs
+from ..labels import SUPPORT_LONG_NAMES, TRACE_ANGLES, TRACE_SPARSITY, set_long_names, status_attrs
 from ..matching import (
     DEFAULT_MATCH_TOL,
     LIMIT_VARS,
@@ -31,14 +31,13 @@ from ..matching import (
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells
-from ..units import eta_effective, lam_attrs, lam_effective, relu_constant
+from ..units import eta_effective, lam_attrs, lam_effective
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
 TRACE_VARS = {
-    "angle_w": ("angle between w^t and w*", "rad"),
-    "angle_u": ("angle between u^t = prox(w^t) and w*", "rad"),
+    **TRACE_ANGLES,
     "loss": ("population loss L(w^t) = theta / (2 pi k)", "1"),
-    "sparsity_u": ("fraction of zero entries of u^t", "1"),
+    "sparsity_u": TRACE_SPARSITY,
     "dist_wbar": ("distance ||w^t - w_bar|| to the predicted limit (stable fixed point nearest w*)", "1"),
 }
 STATUS_ATTRS = status_attrs(rvscgd.STATUS)
@@ -452,7 +451,11 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         lam_eff,
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
-    ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "relu coarse-gradient constant c(k)"})
+    ds["c"] = (
+        "k",
+        [rvscgd.coarse_constant(int(k), "relu") for k in ks],
+        {"long_name": "relu coarse-gradient constant c(k)"},
+    )
     ds["lam"].attrs.update(lam_attrs(config))
     ds["beta"].attrs.update(long_name="splitting parameter beta", units="1")
     ds["eta"].attrs.update(long_name="step size eta", units="1")
