@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,9 @@ def test_every_experiment_implements_the_contract(name):
 
 def test_every_experiment_module_is_registered():
     package = ROOT / "scripts" / "study" / "experiments"
-    assert {p.stem for p in package.glob("*.py")} - {"__init__"} == set(experiments.NAMES)
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    assert {m for m in modules if not m.endswith("_checks")} == set(experiments.NAMES)
+    assert {m.removesuffix("_checks") for m in modules if m.endswith("_checks")} <= set(experiments.NAMES)
     assert set(experiments.CELL_BLOCKS) <= set(experiments.NAMES)
     assert set(experiments.DEPENDS_ON) == set(experiments.CELL_BLOCKS)
 
@@ -46,14 +50,14 @@ def test_unknown_experiment_is_refused():
 
 
 NAME = re.compile(r"\b(" + "|".join(("basin", *experiments.NAMES)) + r")s?\b")
-# What loops over the registry: the glue scripts, the in-process builder and
-# the planner, the shared modules, the workflow's generic rule files. The
-# config gate (study.config) still checks each experiment's block itself.
+# What loops over the registry: the glue scripts, the config gate, the
+# in-process builder and the planner, the shared modules, the workflow's
+# generic rule files.
 GENERIC = [
     *sorted((ROOT / "scripts").glob("*.py")),
     *(
         ROOT / "scripts" / "study" / f"{m}.py"
-        for m in ("inprocess", "plan", "sources", "stacking", "matching", "labels", "units", "provenance")
+        for m in ("config", "inprocess", "plan", "sources", "stacking", "matching", "labels", "units", "provenance")
     ),
 ]
 GENERIC_RULES = [
@@ -94,3 +98,16 @@ def test_generic_rules_name_no_experiment(path):
     lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
     found = [line for line in lines if NAME.search(line)]
     assert not found, f"{path.relative_to(ROOT)} names an experiment: {found}"
+
+
+def test_the_config_checks_are_light_and_the_gate_loops_over_them():
+    """The gate imports every experiment's checks at parse time: no numpy, xarray or experiment module."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from study import config, experiments; "
+        "[experiments.checks(n) for n in experiments.NAMES]; experiments.figure_checks(); "
+        "heavy = {'numpy', 'xarray', *(f'study.experiments.{n}' for n in experiments.NAMES)} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts")], check=True)
+    assert experiments.checks("gaussian") is not None
+    assert set(experiments.figure_checks()) <= set(experiments.NAMES)  # an experiment's figures carry its name

@@ -14,8 +14,8 @@ import xarray as xr
 
 from rvscgd import digits as D
 
-from ..config import DIGITS_SIDE as SIDE
 from ..seeds import generator
+from .digits_checks import SIDE
 
 # SeedSequence spawn keys of the digits part: (DIGITS_KEY, seed, purpose).
 # Three entries, so they can never equal a Gaussian cell's (n, k, seed, purpose).

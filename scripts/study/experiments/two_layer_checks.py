@@ -1,0 +1,35 @@
+"""What the config gate (``study.config``) checks of the ``two_layer`` block
+and its figure beyond the schema. Parse-time light: no numpy."""
+
+from __future__ import annotations
+
+from ..config import sparsity_fits
+
+
+def problems(config: dict) -> list[str]:
+    """An enabled block: dimensions that hold the teacher, at least one start."""
+    two = config.get("two_layer", {})
+    if not two.get("enabled"):
+        return []
+    problems = sparsity_fits("two_layer.n", config, two["n"])
+    if two["starts"]["random"] + two["starts"]["near_spurious"] < 1:
+        problems.append(
+            f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
+        )
+    return problems
+
+
+def _figure_problems(config: dict, name: str, params: dict) -> list[str]:
+    """The figure's lam and mode refer to the two_layer block, not the one-layer grid."""
+    two = config["two_layer"]
+    problems = []
+    lam = params.get("lam")
+    if lam is not None and not any(lam == g for g in two["grid"]["lam"]):
+        problems.append(f"figures.{name}.lam = {lam!r}: not in two_layer.grid.lam = {two['grid']['lam']}")
+    if params.get("mode") not in two["modes"]:
+        problems.append(f"figures.{name}.mode = {params.get('mode')!r}: not in two_layer.modes = {two['modes']}")
+    return problems
+
+
+# The figures of this experiment's dataset, each with its checks (in place of the one-layer grid's).
+FIGURES = {"two_layer": _figure_problems}
