@@ -267,6 +267,21 @@ def sparsity_fits(key: str, config: dict, ns) -> list[str]:
     return [f"{key} = {list(ns)!r}: teacher.sparsity = {sp!r} gives more nonzeros than n = {min(small)}"]
 
 
+def cell_block_problems(config: dict, name: str, starts: tuple[str, ...]) -> list[str]:
+    """The problems of an enabled experiment block ``name`` of (n, k, seed)
+    cells ([] when it is off): dimensions too small for the teacher, and no
+    start to train from (the counts of the kinds ``starts`` sum to zero)."""
+    block = config.get(name, {})
+    if not block.get("enabled"):
+        return []
+    problems = sparsity_fits(f"{name}.n", config, block["n"])
+    if sum(block["starts"][kind] for kind in starts) < 1:
+        problems.append(
+            f"{name}.starts = {block['starts']!r}: {' + '.join(starts)} must be >= 1 (no start to train from)"
+        )
+    return problems
+
+
 def slice_grid(config: dict, dim: str) -> tuple[str, list]:
     """(config key, values) of the grid a figure slice along ``dim`` picks from."""
     if dim == "batch_size":

@@ -3,17 +3,16 @@ beyond the schema. Parse-time light: no numpy."""
 
 from __future__ import annotations
 
-from ..config import sparsity_fits
+from ..config import cell_block_problems
 
 
 def problems(config: dict) -> list[str]:
-    """What the schema cannot say about an enabled ``basins`` block."""
-    b = config.get("basins", {})
-    if not b.get("enabled"):
-        return []
-    problems = sparsity_fits("basins.n", config, b["n"])
-    if b["starts"]["random"] + b["starts"]["adversarial"] < 1:
-        problems.append(f"basins.starts = {b['starts']!r}: random + adversarial must be >= 1 (no start to train from)")
+    """What the schema cannot say about an enabled ``basins`` block: dimensions
+    that hold the teacher, at least one start, an angle interval."""
+    problems = cell_block_problems(config, "basins", ("random", "adversarial"))
+    if not config.get("basins", {}).get("enabled"):
+        return problems
+    b = config["basins"]
     lo, hi = b["adversarial_angle"]
     if not lo < hi:
         problems.append(f"basins.adversarial_angle = {b['adversarial_angle']!r}: needs low < high (units of pi)")

@@ -3,20 +3,12 @@ and its figure beyond the schema. Parse-time light: no numpy."""
 
 from __future__ import annotations
 
-from ..config import sparsity_fits
+from ..config import cell_block_problems
 
 
 def problems(config: dict) -> list[str]:
     """An enabled block: dimensions that hold the teacher, at least one start."""
-    two = config.get("two_layer", {})
-    if not two.get("enabled"):
-        return []
-    problems = sparsity_fits("two_layer.n", config, two["n"])
-    if two["starts"]["random"] + two["starts"]["near_spurious"] < 1:
-        problems.append(
-            f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
-        )
-    return problems
+    return cell_block_problems(config, "two_layer", ("random", "near_spurious"))
 
 
 def _figure_problems(config: dict, name: str, params: dict) -> list[str]:
