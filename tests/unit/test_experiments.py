@@ -111,3 +111,25 @@ def test_the_config_checks_are_light_and_the_gate_loops_over_them():
     subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts")], check=True)
     assert experiments.checks("gaussian") is not None
     assert set(experiments.figure_checks()) <= set(experiments.NAMES)  # an experiment's figures carry its name
+
+
+RULE = re.compile(r"^rule (\w+):", re.MULTILINE)
+
+
+def test_every_experiments_rules_follow_one_pattern():
+    """prepare_<name>, train_<name>, aggregate_<name>: generated for CELL_BLOCKS
+    (experiments.smk), by hand in workflow/rules/<name>.smk for the others;
+    no other rule but the figures' (generated) and all."""
+    rules = ROOT / "workflow" / "rules"
+    named = {path.stem: RULE.findall(path.read_text()) for path in rules.glob("*.smk")}
+    stages = ("prepare", "train", "aggregate")
+    for name in experiments.NAMES:
+        if name in experiments.CELL_BLOCKS:
+            assert name not in named, f"{name} has its rules generated and a rule file too"
+            continue
+        assert {f"train_{name}", f"aggregate_{name}"} <= set(named[name]), (name, named[name])
+        assert all(r in {f"{stage}_{name}" for stage in stages} for r in named[name]), (name, named[name])
+    by_hand = {r for rs in named.values() for r in rs} - {"all"}
+    assert all(r.split("_", 1)[0] in stages and r.split("_", 1)[1] in experiments.NAMES for r in by_hand), by_hand
+    generated = (rules / "experiments.smk").read_text()
+    assert all(f'f"{stage}_{{_name}}"' in generated for stage in stages[1:])

@@ -53,6 +53,9 @@ An experiment with a config block of its own whose cells are (n, k, seed)
 the config its cells depend on (the train rule's params: a change there
 retrains, any other does not). Adding such an experiment: its module here,
 its entry in ``NAMES``, ``CELL_BLOCKS`` and ``DEPENDS_ON``, its schema block.
+The others' rules are written by hand (workflow/rules/<name>.smk) but named
+alike: ``prepare_<name>`` (its data stage), ``train_<name>``,
+``aggregate_<name>``; intermediates in ``results/<name>/``.
 """
 
 from __future__ import annotations

@@ -512,7 +512,7 @@ def _cell(wildcards: dict) -> tuple[int, int, int]:
 
 
 def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[str]]:
-    """A cell's data (teacher, start) and predicted limits (rule make_data).
+    """A cell's data (teacher, start) and predicted limits (rule prepare_gaussian).
 
     The fixed-point enumeration (rvscgd.fixed_points, docs/theory.md) runs here, not in a job of its
     own: it takes about a second per cell, less than a job's start-up."""
@@ -524,7 +524,7 @@ def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[
 
 
 def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tuple[xr.Dataset, list[str]]:
-    """Every run of the grid on one (mode, n, k, seed) cell (rule train)."""
+    """Every run of the grid on one (mode, n, k, seed) cell (rule train_gaussian)."""
     mode = wildcards["mode"]
     ds = train_cell(config, mode, inputs["data"], inputs["limits"], threads=threads)
     status = ds["status"].values.ravel()
@@ -547,7 +547,7 @@ def _match_args(config: dict, mode: str) -> dict:
 
 
 def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
-    """One labelled dataset of a mode's cells (rule aggregate, ``dataset`` the mode)."""
+    """One labelled dataset of a mode's cells (rule aggregate_gaussian, ``dataset`` the mode)."""
     parts = [
         cell_dataset(train, data, limits, dataset, **_match_args(config, dataset))
         for train, data, limits in zip(inputs["train"], inputs["data"], inputs["limits"], strict=True)
@@ -658,8 +658,8 @@ def jobs(config: dict) -> str:
     cells_n = len(config["dims"]["n"]) * len(config["dims"]["k"]) * len(config["seeds"])
     modes = [m for m in MODES if config[m]["enabled"]]
     return (
-        f"{cells_n} cells x {len(trained_runs(config, 1)[0])} runs each; jobs: {cells_n} make_data, "
-        f"{cells_n * len(modes)} train, {len(modes)} aggregate"
+        f"{cells_n} cells x {len(trained_runs(config, 1)[0])} runs each; jobs: {cells_n} prepare_gaussian, "
+        f"{cells_n * len(modes)} train_gaussian, {len(modes)} aggregate_gaussian"
     )
 
 
