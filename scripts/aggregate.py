@@ -1,5 +1,4 @@
-"""Rules aggregate, aggregate_two_layer, aggregate_basins, aggregate_digits
-(every experiment's last stage): dataset ``params.dataset`` of experiment
+"""Rule aggregate_<name> (every experiment's last stage): dataset ``params.dataset`` of experiment
 ``params.experiment`` from all its cells."""
 
 import sys

@@ -1,4 +1,4 @@
-"""Rules make_data and digits_data (every experiment's data stage): the data of
+"""Rule prepare_<name> (every experiment with a data stage): the data of
 experiment ``params.experiment`` for the rule's wildcards, one file per output."""
 
 import sys

@@ -1,5 +1,4 @@
-"""Rules train, train_two_layer, train_basins, digits_train (every experiment's
-training stage): one cell of experiment ``params.experiment``."""
+"""Rule train_<name> (every experiment's training stage): one cell of experiment ``params.experiment``."""
 
 import sys
 

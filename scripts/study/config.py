@@ -12,11 +12,14 @@ found nothing, since its checks assume what the earlier ones guarantee):
 2. the JSON schema (workflow/schemas/config.schema.yaml), integers written as
    integers, and no NaN or infinity anywhere;
 3. with the schema's defaults filled in: what the schema cannot express
-   (s <= n, at least one mode, a writable ``results_dir``, a projected
-   sampler that applies, a digits patch that divides 8) and the figures'
-   slices, lambdas, penalties and modes, which must be on the grid.
+   (s <= n, a writable ``results_dir``, and each experiment's own checks:
+   ``study.experiments.problems``, from its light ``<name>_checks`` module)
+   and the figures' slices, lambdas, penalties and modes, which must be on
+   the grid (or, for a figure an experiment checks itself, what its checks
+   module says).
 
 Stdlib, PyYAML and jsonschema only: cheap enough for Snakemake's parse time.
+This module names no experiment: it loops over the registry.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from pathlib import Path
 
 import yaml
 
-from .grid import teacher_sparsity, trained_runs
+from . import experiments
+from .grid import teacher_sparsity
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -219,36 +223,9 @@ def fill_defaults(config: dict, schema: dict) -> None:
             fill_defaults(config[key], sub)
 
 
-# The bundled scikit-learn digits: 1797 images of 8 x 8 pixels.
-DIGITS_SIDE = 8
-DIGITS_IMAGES = 1797
-
-
-def digits_problems(config: dict) -> list[str]:
-    """Semantic checks of the ``digits:`` block (defaults filled in) that the
-    schema cannot express, as ``key = value: what is wrong`` lines (zero
-    filters and a test fraction outside (0, 1) are the schema's)."""
-    d = config["digits"]
-    if not d["enabled"]:
-        return []
-    problems = []
-    if DIGITS_SIDE % d["patch"]:
-        divisors = [p for p in range(1, DIGITS_SIDE + 1) if DIGITS_SIDE % p == 0]
-        problems.append(f"digits.patch = {d['patch']!r}: must divide the image side {DIGITS_SIDE} (one of {divisors})")
-    n_test = round(d["test_fraction"] * DIGITS_IMAGES)
-    if not 0 < n_test < DIGITS_IMAGES:
-        problems.append(
-            f"digits.test_fraction = {d['test_fraction']!r}: leaves {n_test} of {DIGITS_IMAGES} images for testing"
-        )
-    fig = config.get("figures", {}).get("digits", {})
-    lam = fig.get("lam")
-    if fig.get("enabled") and lam is not None and not any(lam == g for g in d["grid"]["lam"]):
-        problems.append(f"figures.digits.lam = {lam!r}: not in digits.grid.lam = {d['grid']['lam']}")
-    return problems
-
-
 def semantic_problems(config: dict) -> list[str]:
-    """Checks a JSON schema cannot express, on a config with its defaults filled in."""
+    """Checks a JSON schema cannot express, on a config with its defaults
+    filled in: the teacher's, every experiment's own (``study.experiments.problems``), the results folder's."""
     problems = []
     sp = config["teacher"]["sparsity"]
     too_small = too_small_for_teacher(config, config["dims"]["n"])
@@ -259,45 +236,7 @@ def semantic_problems(config: dict) -> list[str]:
         )
     if sp >= 1 and sp != int(sp):
         problems.append(f"teacher.sparsity = {sp!r}: give a count (integer >= 1) or a fraction (0 < x < 1)")
-    if not (config["population"]["enabled"] or config["empirical"]["enabled"]):
-        problems.append("population.enabled = False and empirical.enabled = False: nothing to train")
-    methods = config["grid"].get("method", ["rvscgd"])
-    if "prune" in methods and "rvscgd" not in methods:
-        problems.append(
-            f"grid.method = {methods!r}: prune prunes to the sparsity the rvscgd runs reach, so it needs rvscgd"
-        )
-    if any(m != "rvscgd" for m in methods) and not (
-        True in config["grid"]["normalise"] and "relu" in config["grid"]["ste"]
-    ):
-        problems.append(
-            f"grid.method = {methods!r}: the baselines train at grid.normalise true and grid.ste relu, "
-            f"which the grid lacks (normalise {config['grid']['normalise']!r}, ste {config['grid']['ste']!r})"
-        )
-    emp = config["empirical"]
-    if emp["sampler"] == "projected":
-        runs = len(trained_runs(config, 1)[0])
-        small = [n for n in config["dims"]["n"] if runs + 1 >= n]
-        if emp["sampling"] != "fresh":
-            problems.append(
-                f"empirical.sampler = 'projected': needs empirical.sampling = fresh (got {emp['sampling']!r}); use auto"
-            )
-        elif small:
-            problems.append(
-                f"empirical.sampler = 'projected': needs runs per cell + 1 < n, but {runs} runs and dims.n has "
-                f"{small}; use auto (direct there) or direct"
-            )
-    two = config.get("two_layer", {})
-    if two.get("enabled"):
-        problems += sparsity_fits("two_layer.n", config, two["n"])
-        if two["starts"]["random"] + two["starts"]["near_spurious"] < 1:
-            problems.append(
-                f"two_layer.starts = {two['starts']!r}: random + near_spurious must be >= 1 (no start to train from)"
-            )
-    noise = config.get("label_noise", {})
-    if noise.get("enabled"):
-        problems += sparsity_fits("label_noise.n", config, noise["n"])
-    problems += basins_problems(config)
-    problems += digits_problems(config)
+    problems += experiments.problems(config)
     results = Path(config["results_dir"])
     probe = results
     while not probe.exists():
@@ -328,17 +267,18 @@ def sparsity_fits(key: str, config: dict, ns) -> list[str]:
     return [f"{key} = {list(ns)!r}: teacher.sparsity = {sp!r} gives more nonzeros than n = {min(small)}"]
 
 
-def basins_problems(config: dict) -> list[str]:
-    """What the schema cannot say about an enabled ``basins`` block."""
-    b = config.get("basins", {})
-    if not b.get("enabled"):
+def cell_block_problems(config: dict, name: str, starts: tuple[str, ...]) -> list[str]:
+    """The problems of an enabled experiment block ``name`` of (n, k, seed)
+    cells ([] when it is off): dimensions too small for the teacher, and no
+    start to train from (the counts of the kinds ``starts`` sum to zero)."""
+    block = config.get(name, {})
+    if not block.get("enabled"):
         return []
-    problems = sparsity_fits("basins.n", config, b["n"])
-    if b["starts"]["random"] + b["starts"]["adversarial"] < 1:
-        problems.append(f"basins.starts = {b['starts']!r}: random + adversarial must be >= 1 (no start to train from)")
-    lo, hi = b["adversarial_angle"]
-    if not lo < hi:
-        problems.append(f"basins.adversarial_angle = {b['adversarial_angle']!r}: needs low < high (units of pi)")
+    problems = sparsity_fits(f"{name}.n", config, block["n"])
+    if sum(block["starts"][kind] for kind in starts) < 1:
+        problems.append(
+            f"{name}.starts = {block['starts']!r}: {' + '.join(starts)} must be >= 1 (no start to train from)"
+        )
     return problems
 
 
@@ -357,62 +297,20 @@ def slice_grid(config: dict, dim: str) -> tuple[str, list]:
 _SKIPS_OFF_GRID_PENALTIES = ("multiple_limits",)
 
 
-# Figures of the two-layer dataset: their lam and mode refer to the two_layer block.
-_TWO_LAYER_FIGURES = ("two_layer",)
-
-# Figures of the digits dataset: their lam refers to digits.grid.lam (digits_problems).
-_DIGITS_FIGURES = ("digits",)
-
-
-# Figures of the label-noise dataset: their lam and slice refer to the label_noise block.
-_LABEL_NOISE_FIGURES = ("noise_floor",)
-
-
-def _label_noise_figure_problems(config: dict, name: str, params: dict) -> list[str]:
-    block = config["label_noise"]
-    if not block["enabled"]:
-        return []  # no dataset: the figure is not made (as every figure whose datasets the config leaves off)
-    problems = []
-    lam = params.get("lam")
-    if lam is not None and not any(lam == g for g in block["grid"]["lam"]):
-        problems.append(f"figures.{name}.lam = {lam!r}: not in label_noise.grid.lam = {block['grid']['lam']}")
-    for dim, value in params.get("slice", {}).items():
-        grid = block.get(dim, block["grid"].get(dim))
-        if grid is not None and not any(value == g for g in grid):
-            key = f"label_noise.{dim}" if dim in block else f"label_noise.grid.{dim}"
-            problems.append(f"figures.{name}.slice.{dim} = {value!r}: not in {key} = {grid}")
-    return problems
-
-
-def _two_layer_figure_problems(config: dict, name: str, params: dict) -> list[str]:
-    two = config["two_layer"]
-    problems = []
-    lam = params.get("lam")
-    if lam is not None and not any(lam == g for g in two["grid"]["lam"]):
-        problems.append(f"figures.{name}.lam = {lam!r}: not in two_layer.grid.lam = {two['grid']['lam']}")
-    if params.get("mode") not in two["modes"]:
-        problems.append(f"figures.{name}.mode = {params.get('mode')!r}: not in two_layer.modes = {two['modes']}")
-    return problems
-
-
 def figure_problems(config: dict) -> list[str]:
     """Each enabled figure's slice values, lambdas and penalties must be on the
     grid (compared with ``==``: the datasets' coordinates hold exactly the
     grid's values) and its ``mode`` enabled. A bad ``figures.slice`` value is
     reported once, however many figures use it."""
     figs = config["figures"]
+    checked_by = experiments.figure_checks()  # figures whose keys refer to an experiment's own block
     problems = []
     for name, block in figs.items():
         if not (isinstance(block, dict) and block.get("enabled")):
             continue  # dpi, slice, and disabled figures
         params = figure_params(figs, name)
-        if name in _TWO_LAYER_FIGURES:
-            problems += _two_layer_figure_problems(config, name, params)
-            continue
-        if name in _DIGITS_FIGURES:
-            continue
-        if name in _LABEL_NOISE_FIGURES:
-            problems += _label_noise_figure_problems(config, name, params)
+        if name in checked_by:
+            problems += checked_by[name](config, name, params)
             continue
         for dim, value in params.get("slice", {}).items():
             key, grid = slice_grid(config, dim)

@@ -1,9 +1,12 @@
-"""CF attributes several datasets share: a run's status flags and the long
-names of the support metrics (``study.matching.support_metrics``)."""
+"""CF attributes several datasets share: a run's status flags, the long
+names of the traces, of the support metrics (``study.matching.support_metrics``)
+and of the cell and grid coordinates."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from .units import lam_attrs
 
 # Long names of the cell and grid coordinates every dataset of (n, k, seed) cells has.
 COORD_LONG_NAMES = {
@@ -12,6 +15,12 @@ COORD_LONG_NAMES = {
     "penalty": "sparsity penalty",
     "beta": "splitting parameter beta",
 }
+# (long name, units) of the traces every model's runs record.
+TRACE_ANGLES = {
+    "angle_w": ("angle between w^t and w*", "rad"),
+    "angle_u": ("angle between u^t = prox(w^t) and w*", "rad"),
+}
+TRACE_SPARSITY = ("fraction of zero entries of u^t", "1")
 SUPPORT_LONG_NAMES = {
     "support_precision": "support precision of u_final w.r.t. w*",
     "support_recall": "support recall of u_final w.r.t. w*",
@@ -33,3 +42,14 @@ def set_long_names(ds, long_names: dict, **attrs) -> None:
     long name (and ``attrs``, e.g. ``units``), in place."""
     for name, long in long_names.items():
         ds[name].attrs.update(long_name=long, **attrs)
+
+
+def label_cell_grid(ds, config: dict, grid_long_names: dict, outcomes: dict) -> None:
+    """Label a dataset of (n, k, seed) cells over a run grid, in place: the
+    cell coordinates (``COORD_LONG_NAMES``) and ``grid_long_names`` (the
+    dataset's own words for k, eta, ste, ...), the ``lam`` attributes of the
+    config's units (``study.units.lam_attrs``), and the long names of
+    ``outcomes``, dimensionless."""
+    set_long_names(ds, {**COORD_LONG_NAMES, **grid_long_names})
+    ds["lam"].attrs.update(lam_attrs(config))
+    set_long_names(ds, outcomes, units="1")

@@ -9,7 +9,11 @@ import math
 
 
 def relu_constant(k: int) -> float:
-    """c(k) = 1 / (2 k sqrt(2 pi)), the relu expected-coarse-gradient constant."""
+    """c(k) = 1 / (2 k sqrt(2 pi)): ``rvscgd.coarse_constant(k, "relu")``, bit
+    for bit (tests/unit/test_stacking.py), in plain Python for the lambda and
+    eta units above, which ``study.grid`` needs at parse time (importing
+    ``rvscgd`` would load numpy there). Code that imports ``rvscgd`` anyway
+    calls the library's."""
     return 1.0 / (2.0 * k * math.sqrt(2.0 * math.pi))
 
 

@@ -40,7 +40,7 @@ def test_editing_the_engine_reruns_every_job(tiny_study, tmp_path, every_job):
     edit(work, "rvscgd/engine.py")
     jobs = dry_run_jobs(work)
     assert jobs == every_job
-    assert jobs["train"] == 2 * N_CELLS and jobs["make_data"] == N_CELLS
+    assert jobs["train_gaussian"] == 2 * N_CELLS and jobs["prepare_gaussian"] == N_CELLS
 
 
 def test_editing_the_theory_reruns_its_users_only(tiny_study, tmp_path, every_job):
@@ -62,14 +62,19 @@ def test_editing_an_experiment_reruns_its_jobs_and_its_users(tiny_study, tmp_pat
     work = clone_study(tiny_study, tmp_path / "w")
     edit(work, "study/experiments/gaussian.py")
     jobs = dry_run_jobs(work)
-    assert {r: jobs.get(r) for r in ("make_data", "train", "aggregate", "train_basins", "aggregate_basins")} == {
-        "make_data": N_CELLS,
-        "train": 2 * N_CELLS,
-        "aggregate": 2,
+    assert {
+        r: jobs.get(r)
+        for r in ("prepare_gaussian", "train_gaussian", "aggregate_gaussian", "train_basins", "aggregate_basins")
+    } == {
+        "prepare_gaussian": N_CELLS,
+        "train_gaussian": 2 * N_CELLS,
+        "aggregate_gaussian": 2,
         "train_basins": N_BASIN_CELLS,
         "aggregate_basins": 1,
     }
-    assert not {"train_two_layer", "aggregate_two_layer", "digits_data", "digits_train", "aggregate_digits"} & set(jobs)
+    assert not {"train_two_layer", "aggregate_two_layer", "prepare_digits", "train_digits", "aggregate_digits"} & set(
+        jobs
+    )
     assert "fig_digits" not in jobs and "fig_two_layer" not in jobs and "fig_convergence" in jobs
     # (the basin study builds its cells' teacher and limits with the Gaussian experiment's functions)
 
@@ -104,7 +109,7 @@ def test_touch_keeps_the_results_after_a_cosmetic_edit(tiny_study, tmp_path):
     datasets = sorted((work / "results" / "datasets").glob("*.nc"))
     before = {p.name: p.read_bytes() for p in datasets}
     edit(work, "rvscgd/engine.py")
-    assert dry_run_jobs(work)["train"] == 2 * N_CELLS
+    assert dry_run_jobs(work)["train_gaussian"] == 2 * N_CELLS
     run_snakemake(work, "--touch", "--cores", "1")
     proc = run_snakemake(work, "--dry-run", "--cores", "1")
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -128,7 +133,7 @@ def test_the_code_digest_covers_the_code_the_job_ran(tiny_study):
         sources = job_sources("aggregate.py", f"study.experiments.{experiment}")
         assert digests[name] == code_digest(ROOT / f for f in sources), name
     assert len(set(digests.values())) == len(digests)
-    train = next((tiny_study / "results" / "train" / "population").glob("*.nc"))
+    train = next((tiny_study / "results" / "gaussian" / "train" / "population").glob("*.nc"))
     with xr.open_dataset(train) as ds:
         sources = job_sources("train.py", "study.experiments.gaussian")
         assert ds.attrs["code_sha256"] == code_digest(ROOT / f for f in sources)

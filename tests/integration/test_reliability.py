@@ -440,7 +440,7 @@ def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300)
 
 
 def train_outputs(workdir: Path) -> list[Path]:
-    return sorted((workdir / "results" / "train").glob("*/*.nc"))
+    return sorted((workdir / "results" / "gaussian" / "train").glob("*/*.nc"))
 
 
 def n_train_jobs() -> int:
@@ -487,7 +487,9 @@ def interrupt_mid_training(workdir: Path, gate: Path, sig: int, *targets) -> Non
 
     try:
         wait_for(frozen_mid_training, proc, "one training output and both cores' training jobs mid-write")
-        assert len(list((workdir / "results" / "train").glob("*/.*.nc.tmp-*"))) == 2, "not two jobs mid-write"
+        assert len(list((workdir / "results" / "gaussian" / "train").glob("*/.*.nc.tmp-*"))) == 2, (
+            "not two jobs mid-write"
+        )
         os.killpg(proc.pid, sig)
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
@@ -561,9 +563,13 @@ def edit_value_keep_mtime(path: Path) -> None:
 
 # id: (file, how, extra snakemake arguments that make the next run read it)
 CORRUPTIONS = {
-    "truncated_train": ("results/train/population/n8_k4_seed0.nc", truncate, ()),
-    "garbled_data": ("results/data/n12_k4_seed1.nc", garble, ()),
-    "edited_limits_old_mtime": ("results/limits/n8_k4_seed1.nc", edit_value_keep_mtime, ("--forcerun", "aggregate")),
+    "truncated_train": ("results/gaussian/train/population/n8_k4_seed0.nc", truncate, ()),
+    "garbled_data": ("results/gaussian/data/n12_k4_seed1.nc", garble, ()),
+    "edited_limits_old_mtime": (
+        "results/gaussian/limits/n8_k4_seed1.nc",
+        edit_value_keep_mtime,
+        ("--forcerun", "aggregate_gaussian"),
+    ),
 }
 
 
@@ -573,7 +579,7 @@ def test_corrupt_intermediate_is_caught_never_used(tiny_study, tmp_path, case):
     work = clone_study(tiny_study, tmp_path / "study")
     corrupt(work / rel)
     if extra:  # unchanged mtime: Snakemake itself sees nothing to do, the old outputs stay valid
-        assert not {"make_data", "train", "aggregate"} & set(dry_run_jobs(work))
+        assert not {"prepare_gaussian", "train_gaussian", "aggregate_gaussian"} & set(dry_run_jobs(work))
     proc = run_snakemake(work, "--cores", "2", *extra, check=False)
     out = output(proc)
     assert proc.returncode != 0, out
@@ -663,7 +669,9 @@ def test_diverged_runs_are_flagged_in_the_datasets(diverged_study):
         for n in ds["n"].values:
             finite = np.isfinite(ok.sel(n=n).isel(feature=slice(0, int(n)))).all("feature")
             assert bool((finite | ~run.sel(n=n)).all())
-        log = (diverged_study / "results" / "logs" / "aggregate" / Path(rel).with_suffix(".log").name).read_text()
+        log = (
+            diverged_study / "results" / "logs" / "aggregate_gaussian" / Path(rel).with_suffix(".log").name
+        ).read_text()
         assert f"WARNING: {int(diverged.sum())} of {int(trained.sum())}" in log
 
 
@@ -707,13 +715,13 @@ def test_cores_and_directory_do_not_change_a_bit(tiny_study, tmp_path):
     work = copy_project(tmp_path / "elsewhere" / "deeper" / "study")
     run_snakemake(work, "--cores", "1", *STUDY_DATASETS)
     files = netcdf_files(tiny_study)
-    assert {Path(f).parts[1] for f in files} == {"data", "limits", "train", "datasets", "two_layer", "digits", "basins"}
+    assert {Path(f).parts[1] for f in files} == {"gaussian", "datasets", "two_layer", "digits", "basins"}
     assert_same_data(tiny_study, work, files=files)
     # No path of either directory in any file (provenance holds none), and BLAS ran on one thread.
     for rel in files:
         raw = (work / rel).read_bytes()
         assert str(work).encode() not in raw and str(tiny_study).encode() not in raw, rel
-    for log in (work / "results" / "logs" / "train").rglob("*.log"):
+    for log in (work / "results" / "logs" / "train_gaussian").rglob("*.log"):
         assert "openblas=1" in log.read_text(), log
 
 
@@ -727,7 +735,11 @@ def test_second_snakemake_is_refused_and_harms_nothing(tiny_study, tmp_path):
     locks = work / ".snakemake" / "locks"
     a = start_snakemake(work, "--cores", "1", *STUDY_DATASETS)
     try:
-        wait_for(lambda: any(locks.glob("*.lock")) and any((work / "results" / "train").glob("*/*.nc")), a, "run A")
+        wait_for(
+            lambda: any(locks.glob("*.lock")) and any((work / "results" / "gaussian" / "train").glob("*/*.nc")),
+            a,
+            "run A",
+        )
         # Freeze run A (and its jobs) mid-training, so it is still running whatever B's start-up costs.
         os.killpg(a.pid, signal.SIGSTOP)
         try:
@@ -750,18 +762,18 @@ def test_second_snakemake_is_refused_and_harms_nothing(tiny_study, tmp_path):
 
 # ---- 7. resource limits ------------------------------------------------------------
 
-ONE_TRAIN = "results/train/population/n8_k4_seed0.nc"
-LIMIT_WHERE = "rule train (mode=population, n=8, k=4, seed=0)"
+ONE_TRAIN = "results/gaussian/train/population/n8_k4_seed0.nc"
+LIMIT_WHERE = "rule train_gaussian (mode=population, n=8, k=4, seed=0)"
 
 
 @pytest.mark.parametrize(
     "resource, env, expected",
     [
-        ("mem_mb=50", {}, ["exceeded its memory limit", "> mem_mb=50", "--set-resources train:mem_mb="]),
+        ("mem_mb=50", {}, ["exceeded its memory limit", "> mem_mb=50", "--set-resources train_gaussian:mem_mb="]),
         (
             "runtime=1",
             {"STUDY_SECONDS_PER_RUNTIME_MINUTE": "0.02"},  # a runtime minute lasts 20 ms
-            ["exceeded its runtime limit", "(runtime=1)", "--set-resources train:runtime="],
+            ["exceeded its runtime limit", "(runtime=1)", "--set-resources train_gaussian:runtime="],
         ),
     ],
     ids=["mem_mb", "runtime"],
@@ -770,7 +782,7 @@ def test_job_over_its_resources_fails_clearly(tiny_study, tmp_path, resource, en
     work = clone_study(tiny_study, tmp_path / "study")
     proc = run_snakemake(
         work,
-        *("--cores", "2", f"--forcerun={ONE_TRAIN}", f"--set-resources=train:{resource}", ONE_TRAIN),
+        *("--cores", "2", f"--forcerun={ONE_TRAIN}", f"--set-resources=train_gaussian:{resource}", ONE_TRAIN),
         check=False,
         env=env,
     )
@@ -789,7 +801,7 @@ def test_runaway_allocation_fails_at_once_not_the_machine(tmp_path):
     script.write_text(
         "import numpy as np\n"
         "from study.jobs import enforce_resources\n"
-        "enforce_resources('train', {'n': 8}, mem_mb=200, runtime=1)\n"
+        "enforce_resources('train_gaussian', {'n': 8}, mem_mb=200, runtime=1)\n"
         "x = np.ones(10**12)  # 8 TB\n"
     )
     t = time.monotonic()
@@ -798,8 +810,8 @@ def test_runaway_allocation_fails_at_once_not_the_machine(tmp_path):
     )
     assert time.monotonic() - t < 60
     assert proc.returncode == 1, proc.stderr
-    assert "ResourceLimitExceeded: rule train (n=8) ran out of memory" in proc.stderr, proc.stderr
-    assert "address-space cap of 1424 MB" in proc.stderr and "--set-resources train:mem_mb=" in proc.stderr
+    assert "ResourceLimitExceeded: rule train_gaussian (n=8) ran out of memory" in proc.stderr, proc.stderr
+    assert "address-space cap of 1424 MB" in proc.stderr and "--set-resources train_gaussian:mem_mb=" in proc.stderr
 
 
 def test_memory_watchdog_stops_a_growing_job(tmp_path):
@@ -808,7 +820,7 @@ def test_memory_watchdog_stops_a_growing_job(tmp_path):
     script.write_text(
         "import numpy as np\n"
         "from study.jobs import enforce_resources\n"
-        "enforce_resources('make_data', {}, mem_mb=300)\n"
+        "enforce_resources('prepare_gaussian', {}, mem_mb=300)\n"
         "import time\n"
         "blocks = []\n"
         "for _ in range(50):\n"
@@ -821,7 +833,7 @@ def test_memory_watchdog_stops_a_growing_job(tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={**os.environ, **LIBRARY_ENV}
     )
     assert proc.returncode == 1, proc.stderr
-    assert "ResourceLimitExceeded: rule make_data exceeded its memory limit" in proc.stderr, proc.stderr
+    assert "ResourceLimitExceeded: rule prepare_gaussian exceeded its memory limit" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("runs_on", [True, False], ids=["runs_on", "finishes"])
@@ -836,7 +848,7 @@ def test_a_job_that_swallows_the_stop_still_fails(tmp_path, runs_on):
     script.write_text(
         "import time\n"
         "from study.jobs import enforce_resources\n"
-        "enforce_resources('train', {}, runtime=1)\n"
+        "enforce_resources('train_gaussian', {}, runtime=1)\n"
         "stopped = False\n"
         "for _ in range(600):  # 60 s at most\n"
         "    try:\n"
@@ -849,5 +861,5 @@ def test_a_job_that_swallows_the_stop_still_fails(tmp_path, runs_on):
     env = {**os.environ, **LIBRARY_ENV, "STUDY_SECONDS_PER_RUNTIME_MINUTE": "0.05"}
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1, proc.stderr
-    assert "ResourceLimitExceeded: rule train exceeded its runtime limit" in proc.stderr, proc.stderr
+    assert "ResourceLimitExceeded: rule train_gaussian exceeded its runtime limit" in proc.stderr, proc.stderr
     assert ("ended" if runs_on else "the job fails") in proc.stderr, proc.stderr

@@ -37,7 +37,7 @@ ETC = Path(os.environ.get("RVSCGD_SLURM_ETC", "/etc/slurm"))  # as scripts/clust
 # ignores SIGTERM while it believes cluster jobs are running.
 RUN_TIMEOUT = 900  # a hang guard, not a speed check: a busy machine runs the tiny study several times slower
 # Both runs stop at the datasets.
-UNTIL = ("--until", "aggregate")
+UNTIL = ("--until", "aggregate_gaussian")
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sacctmgr", "sbatch", "sacct")
 
 

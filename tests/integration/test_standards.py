@@ -64,7 +64,7 @@ def test_string_coordinates_select_by_name_and_grid_is_increasing(tiny_study):
                     assert bool((ds[dim].diff(dim) > 0).all()), (nc.name, dim)
             assert "doi:10.3389/fams.2020.00013" in ds.attrs["references"]
             assert "arXiv:1901.09731" in ds.attrs["references"]
-            assert ds.attrs["history"].startswith("rule aggregate"), (nc.name, ds.attrs["history"])
+            assert ds.attrs["history"].startswith("rule aggregate_"), (nc.name, ds.attrs["history"])
             assert ds.attrs["code_sha256"] in ds.attrs["history"]
 
 
@@ -120,7 +120,7 @@ def test_lint_passes_with_the_default_config_and_writes_nothing(project):
 def test_dry_run_writes_nothing(project):
     proc = _snakemake(project, "--dry-run", "--cores", "1", "--configfile", ".test/config/config.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "make_data" in proc.stdout
+    assert "prepare_gaussian" in proc.stdout
     assert _study_files(project) == set()
 
 
@@ -130,7 +130,7 @@ def test_catalog_rulegraph_command(project):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     graph = proc.stdout
     assert graph.lstrip().startswith("digraph")
-    for rule in ("make_data", "train", "aggregate", "all"):
+    for rule in ("prepare_gaussian", "train_gaussian", "aggregate_gaussian", "all"):
         assert f'label = "{rule}"' in graph, rule
     assert _study_files(project) == set()
 

@@ -58,7 +58,7 @@ def test_tiny_digits_part_runs_in_the_tiny_study(tiny_study):
     for ext in ("png", "pdf"):
         assert (tiny_study / "results" / "figures" / f"digits.{ext}").stat().st_size > 10_000
     for s in cfg["seeds"]:
-        assert "openblas=1" in (tiny_study / "results" / "logs" / "digits_train" / f"seed{s}.log").read_text()
+        assert "openblas=1" in (tiny_study / "results" / "logs" / "train_digits" / f"seed{s}.log").read_text()
 
 
 def test_population_runs_reach_a_fixed_point(tiny_study):
@@ -106,9 +106,9 @@ def test_adding_a_seed_trains_only_new_cells(tiny_study, tmp_path):
     new_cfg.write_text(yaml.safe_dump(cfg))
     jobs = dry_run_jobs(work, configfile=new_cfg)
     cells_per_seed = len(cfg["dims"]["n"]) * len(cfg["dims"]["k"])
-    assert jobs.get("make_data") == cells_per_seed
-    assert jobs.get("train") == 2 * cells_per_seed  # population + empirical
-    assert jobs.get("aggregate") == 2
+    assert jobs.get("prepare_gaussian") == cells_per_seed
+    assert jobs.get("train_gaussian") == 2 * cells_per_seed  # population + empirical
+    assert jobs.get("aggregate_gaussian") == 2
 
 
 def test_changing_empirical_settings_retrains_only_empirical(tiny_study, tmp_path):
@@ -119,9 +119,9 @@ def test_changing_empirical_settings_retrains_only_empirical(tiny_study, tmp_pat
     new_cfg.write_text(yaml.safe_dump(cfg))
     jobs = dry_run_jobs(work, configfile=new_cfg)
     n_cells = len(cfg["dims"]["n"]) * len(cfg["dims"]["k"]) * len(cfg["seeds"])
-    assert "make_data" not in jobs
-    assert jobs.get("train") == n_cells
-    assert jobs.get("aggregate") == 1
+    assert "prepare_gaussian" not in jobs
+    assert jobs.get("train_gaussian") == n_cells
+    assert jobs.get("aggregate_gaussian") == 1
 
 
 def registry_of(work) -> dict[str, list[str]]:
@@ -141,7 +141,7 @@ def registry_of(work) -> dict[str, list[str]]:
 
 def figure_jobs(work):
     jobs = dry_run_jobs(work)
-    assert not {"make_data", "train", "aggregate"} & set(jobs), jobs
+    assert not {"prepare_gaussian", "train_gaussian", "aggregate_gaussian"} & set(jobs), jobs
     return {rule: n for rule, n in jobs.items() if rule.startswith("fig_")}
 
 

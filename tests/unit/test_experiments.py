@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,9 @@ def test_every_experiment_implements_the_contract(name):
 
 def test_every_experiment_module_is_registered():
     package = ROOT / "scripts" / "study" / "experiments"
-    assert {p.stem for p in package.glob("*.py")} - {"__init__"} == set(experiments.NAMES)
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    assert {m for m in modules if not m.endswith("_checks")} == set(experiments.NAMES)
+    assert {m.removesuffix("_checks") for m in modules if m.endswith("_checks")} <= set(experiments.NAMES)
     assert set(experiments.CELL_BLOCKS) <= set(experiments.NAMES)
     assert set(experiments.DEPENDS_ON) == set(experiments.CELL_BLOCKS)
 
@@ -46,14 +50,14 @@ def test_unknown_experiment_is_refused():
 
 
 NAME = re.compile(r"\b(" + "|".join(("basin", *experiments.NAMES)) + r")s?\b")
-# What loops over the registry: the glue scripts, the in-process builder and
-# the planner, the shared modules, the workflow's generic rule files. The
-# config gate (study.config) still checks each experiment's block itself.
+# What loops over the registry: the glue scripts, the config gate, the
+# in-process builder and the planner, the shared modules, the workflow's
+# generic rule files.
 GENERIC = [
     *sorted((ROOT / "scripts").glob("*.py")),
     *(
         ROOT / "scripts" / "study" / f"{m}.py"
-        for m in ("inprocess", "plan", "sources", "stacking", "matching", "labels", "units", "provenance")
+        for m in ("config", "inprocess", "plan", "sources", "stacking", "matching", "labels", "units", "provenance")
     ),
 ]
 GENERIC_RULES = [
@@ -94,3 +98,43 @@ def test_generic_rules_name_no_experiment(path):
     lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
     found = [line for line in lines if NAME.search(line)]
     assert not found, f"{path.relative_to(ROOT)} names an experiment: {found}"
+
+
+def test_the_config_checks_are_light_and_the_gate_loops_over_them():
+    """The gate imports every experiment's checks at parse time: no numpy, xarray or experiment module."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from study import config, experiments; "
+        "[experiments.checks(n) for n in experiments.NAMES]; experiments.figure_checks(); "
+        "heavy = {'numpy', 'xarray', *(f'study.experiments.{n}' for n in experiments.NAMES)} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts")], check=True)
+    assert experiments.checks("gaussian") is not None
+    from study.figures.registry import FIGURES
+
+    # An experiment checks the keys of the figures that read its dataset, and only those.
+    for name in experiments.NAMES:
+        for fig in getattr(experiments.checks(name), "FIGURES", {}):
+            assert FIGURES[fig].datasets == (name,), (name, fig)
+
+
+RULE = re.compile(r"^rule (\w+):", re.MULTILINE)
+
+
+def test_every_experiments_rules_follow_one_pattern():
+    """prepare_<name>, train_<name>, aggregate_<name>: generated for CELL_BLOCKS
+    (experiments.smk), by hand in workflow/rules/<name>.smk for the others;
+    no other rule but the figures' (generated) and all."""
+    rules = ROOT / "workflow" / "rules"
+    named = {path.stem: RULE.findall(path.read_text()) for path in rules.glob("*.smk")}
+    stages = ("prepare", "train", "aggregate")
+    for name in experiments.NAMES:
+        if name in experiments.CELL_BLOCKS:
+            assert name not in named, f"{name} has its rules generated and a rule file too"
+            continue
+        assert {f"train_{name}", f"aggregate_{name}"} <= set(named[name]), (name, named[name])
+        assert all(r in {f"{stage}_{name}" for stage in stages} for r in named[name]), (name, named[name])
+    by_hand = {r for rs in named.values() for r in rs} - {"all"}
+    assert all(r.split("_", 1)[0] in stages and r.split("_", 1)[1] in experiments.NAMES for r in by_hand), by_hand
+    generated = (rules / "experiments.smk").read_text()
+    assert all(f'f"{stage}_{{_name}}"' in generated for stage in stages[1:])

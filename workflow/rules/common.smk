@@ -59,26 +59,14 @@ def canonical(*parts):
     return json.dumps(parts, sort_keys=True)
 
 
-def train_files(mode):
-    return [
-        f"{RESULTS}/train/{c['mode']}/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
-        for c in cells(config, mode)
-    ]
-
-
-def cell_files(mode, kind):
-    return [
-        f"{RESULTS}/{kind}/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
-        for c in cells(config, mode)
-    ]
+def cell_paths(folder, cells):
+    """The files of (n, k, seed) cells (dicts with those keys) in ``folder``."""
+    return [f"{folder}/n{c['n']}_k{c['k']}_seed{c['seed']}.nc" for c in cells]
 
 
 def block_train_files(name):
     """The training files of a generated experiment (experiments.smk)."""
-    return [
-        f"{RESULTS}/{name}/train/n{c['n']}_k{c['k']}_seed{c['seed']}.nc"
-        for c in block_cells(config, name)
-    ]
+    return cell_paths(f"{RESULTS}/{name}/train", block_cells(config, name))
 
 
 def available_datasets():
@@ -88,11 +76,6 @@ def available_datasets():
 
 def datasets_all():
     return [f"{RESULTS}/datasets/{d}.nc" for d in available_datasets()]
-
-
-def train_params(wildcards):
-    """What a training cell depends on: changing one mode's settings retrains only that mode."""
-    return canonical(config["grid"], config[wildcards.mode], config["trace_points"])
 
 
 # ---- code inputs: the cache follows the code --------------------------------

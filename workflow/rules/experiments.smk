@@ -2,6 +2,9 @@
 # Generated from the experiment registry: for each, one training job per
 # (n, k, seed) cell of its config block and one dataset. What each is:
 # docs/two_layer.md, docs/basins.md. Independent of the one-layer stages.
+# The pattern every experiment's rules follow (gaussian.smk and digits.smk
+# by hand): prepare_<name>, train_<name>, aggregate_<name>; intermediates in
+# results/<name>/, logs and benchmarks in results/{logs,benchmarks}/<rule>/.
 
 
 for _name in experiments.CELL_BLOCKS:
@@ -14,9 +17,9 @@ for _name in experiments.CELL_BLOCKS:
         output:
             f"{RESULTS}/{_name}/train/{CELL}.nc",
         log:
-            f"{LOGS}/{_name}/train/{CELL}.log",
+            f"{LOGS}/train_{_name}/{CELL}.log",
         benchmark:
-            f"{BENCH}/{_name}/train/{CELL}.tsv"
+            f"{BENCH}/train_{_name}/{CELL}.tsv"
         group:
             "train"
         conda:
@@ -40,9 +43,9 @@ for _name in experiments.CELL_BLOCKS:
         output:
             f"{RESULTS}/datasets/{_name}.nc",
         log:
-            f"{LOGS}/aggregate/{_name}.log",
+            f"{LOGS}/aggregate_{_name}/{_name}.log",
         benchmark:
-            f"{BENCH}/aggregate/{_name}.tsv"
+            f"{BENCH}/aggregate_{_name}/{_name}.tsv"
         localrule: True
         conda:
             "../envs/study.yaml"

@@ -34,6 +34,18 @@ The contract: each module ``<name>.py`` here defines
 
 and ``DATASETS`` below says which datasets each makes for a config.
 
+The config gate (``study.config``, at parse time) reads an experiment's
+checks from a light module ``<name>_checks.py`` beside it (stdlib only, no
+numpy or xarray; none needed if the schema says all), defining
+
+``problems(config) -> list[str]``
+    what the schema cannot say about its config blocks (defaults filled in),
+    each ``key = value: what is wrong``.
+``FIGURES``
+    optional, ``{figure: check(config, figure, params) -> list[str]}``: the
+    figures of its datasets whose keys refer to its own block, checked by
+    ``check`` instead of against the one-layer grid.
+
 An experiment with a config block of its own whose cells are (n, k, seed)
 (``CELL_BLOCKS``) gets its rules generated (workflow/rules/experiments.smk):
 ``train_<name>`` (one job per cell, ``results/<name>/train/``) and
@@ -41,11 +53,15 @@ An experiment with a config block of its own whose cells are (n, k, seed)
 the config its cells depend on (the train rule's params: a change there
 retrains, any other does not). Adding such an experiment: its module here,
 its entry in ``NAMES``, ``CELL_BLOCKS`` and ``DEPENDS_ON``, its schema block.
+The others' rules are written by hand (workflow/rules/<name>.smk) but named
+alike: ``prepare_<name>`` (its data stage), ``train_<name>``,
+``aggregate_<name>``; intermediates in ``results/<name>/``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 NAMES = ("gaussian", "label_noise", "two_layer", "basins", "digits")
@@ -91,6 +107,25 @@ DEPENDS_ON = {
         config["limit"],
     ),
 }
+
+
+def checks(name: str) -> ModuleType | None:
+    """The light checks module of experiment ``name`` (``<name>_checks``), or None if it has none."""
+    if name not in NAMES:
+        raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    if importlib.util.find_spec(f"{__name__}.{name}_checks") is None:
+        return None
+    return importlib.import_module(f"{__name__}.{name}_checks")
+
+
+def problems(config: dict) -> list[str]:
+    """Every experiment's config problems (its checks' ``problems``), in ``NAMES`` order."""
+    return [p for name in NAMES if (module := checks(name)) is not None for p in module.problems(config)]
+
+
+def figure_checks() -> dict:
+    """{figure: check} of the figures whose keys an experiment checks itself (its checks' ``FIGURES``)."""
+    return {fig: check for name in NAMES for fig, check in getattr(checks(name), "FIGURES", {}).items()}
 
 
 def load(name: str) -> ModuleType:

@@ -29,13 +29,13 @@ import rvscgd
 from rvscgd import theory
 
 from ..grid import MODES, block_cells
-from ..labels import COORD_LONG_NAMES, set_long_names, status_attrs
+from ..labels import label_cell_grid, set_long_names, status_attrs
 from ..matching import limit_kind_attrs, match_runs, support_metrics
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells
 from ..starts import at_angle, orthogonal_direction
-from ..units import lam_attrs, lam_effective, relu_constant
+from ..units import lam_effective
 from .gaussian import make_data_cell, predict_limits_cell
 
 
@@ -239,10 +239,14 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
     """Stack cells along n, k, seed (NaN-padding features beyond n)."""
     ds = stack_cells(parts)
     ks = [int(k) for k in ds["k"].values]
-    ds["c"] = ("k", [relu_constant(k) for k in ks], {"long_name": "relu coarse-gradient constant c(k)", "units": "1"})
+    ds["c"] = (
+        "k",
+        [rvscgd.coarse_constant(k, "relu") for k in ks],
+        {"long_name": "relu coarse-gradient constant c(k)", "units": "1"},
+    )
     ds["beta_over_c"] = (
         ("beta", "k"),
-        np.array([[b / relu_constant(k) for k in ks] for b in ds["beta"].values]),
+        np.array([[b / rvscgd.coarse_constant(k, "relu") for k in ks] for b in ds["beta"].values]),
         {"long_name": "beta / c(k): the side of beta = c (model.md section 5.1)", "units": "1"},
     )
     units = config["grid"]["lam_units"]
@@ -252,18 +256,17 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         np.array([[[[lam_effective(config, x, k, p, b) for k in ks] for b in betas] for x in lams] for p in pens]),
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
-    set_long_names(
+    label_cell_grid(
         ds,
+        config,
         {
-            **COORD_LONG_NAMES,
             "k": "patches k",
             "eta": "step size eta",
             "ste": "straight-through estimator (relu: the basin study trains the method itself)",
             "normalise": "normalisation step on (the method)",
         },
+        OUTCOMES,
     )
-    ds["lam"].attrs.update(lam_attrs(config))
-    set_long_names(ds, OUTCOMES, units="1")
     c = config["basins"]
     lo, hi = (float(x) for x in c["adversarial_angle"])
     ds.attrs.update(

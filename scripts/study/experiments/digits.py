@@ -14,8 +14,8 @@ import xarray as xr
 
 from rvscgd import digits as D
 
-from ..config import DIGITS_SIDE as SIDE
 from ..seeds import generator
+from .digits_checks import SIDE
 
 # SeedSequence spawn keys of the digits part: (DIGITS_KEY, seed, purpose).
 # Three entries, so they can never equal a Gaussian cell's (n, k, seed, purpose).
@@ -239,7 +239,7 @@ def _bundled():
 
 def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[str]]:
     """Every seed's train/test split, standardised with the training part's
-    statistics (rule digits_data; cached for the train jobs)."""
+    statistics (rule prepare_digits; cached for the train jobs)."""
     import sklearn
 
     bundled = _bundled()
@@ -250,11 +250,11 @@ def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[
 
 def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tuple[xr.Dataset, list[str]]:
     """One seed's whole penalty x lam x ste grid (batched) and its baselines,
-    evaluated on the held-out part (rule digits_train)."""
+    evaluated on the held-out part (rule train_digits)."""
     seed = int(wildcards["seed"])
     data = inputs["data"]
     if seed not in data["seed"].values:
-        raise ValueError(f"the digits data have no split for digits seed {seed}; rerun rule digits_data")
+        raise ValueError(f"the digits data have no split for digits seed {seed}; rerun rule prepare_digits")
     ds = train_cell(config, data.sel(seed=seed))
     ds.attrs["seed"] = seed
     return ds, [
@@ -283,7 +283,7 @@ def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, lis
 
 
 def build(config: dict) -> dict[str, xr.Dataset]:
-    """The digits dataset (rules digits_data, digits_train, aggregate_digits) in one process."""
+    """The digits dataset (rules prepare_digits, train_digits, aggregate_digits) in one process."""
     if not config["digits"]["enabled"]:
         return {}
     bundled = _bundled()

@@ -18,7 +18,7 @@ from rvscgd.engine import resolve_sampler
 
 from ..floor import floor_config, predict_floor_cell, stationary_mean_sq
 from ..grid import MODES, RUN_DIMS, cells, run_coords, teacher_sparsity, trained_runs
-from ..labels import SUPPORT_LONG_NAMES, set_long_names, status_attrs
+from ..labels import SUPPORT_LONG_NAMES, TRACE_ANGLES, TRACE_SPARSITY, set_long_names, status_attrs
 from ..matching import (
     DEFAULT_MATCH_TOL,
     LIMIT_VARS,
@@ -31,14 +31,13 @@ from ..matching import (
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells
-from ..units import contraction_time, empirical_steps, eta_effective, lam_attrs, lam_effective, relu_constant
+from ..units import contraction_time, empirical_steps, eta_effective, lam_attrs, lam_effective
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
 TRACE_VARS = {
-    "angle_w": ("angle between w^t and w*", "rad"),
-    "angle_u": ("angle between u^t = prox(w^t) and w*", "rad"),
+    **TRACE_ANGLES,
     "loss": ("population loss L(w^t) = theta / (2 pi k)", "1"),
-    "sparsity_u": ("fraction of zero entries of u^t", "1"),
+    "sparsity_u": TRACE_SPARSITY,
     "dist_wbar": ("distance ||w^t - w_bar|| to the predicted limit (stable fixed point nearest w*)", "1"),
 }
 STATUS_ATTRS = status_attrs(rvscgd.STATUS)
@@ -485,7 +484,11 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         lam_eff,
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
-    ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "relu coarse-gradient constant c(k)"})
+    ds["c"] = (
+        "k",
+        [rvscgd.coarse_constant(int(k), "relu") for k in ks],
+        {"long_name": "relu coarse-gradient constant c(k)"},
+    )
     if mode == "empirical":
         ds["steps_budget"] = (
             "k",
@@ -557,7 +560,7 @@ def _cell(wildcards: dict) -> tuple[int, int, int]:
 
 
 def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[str]]:
-    """A cell's data (teacher, start) and predicted limits (rule make_data).
+    """A cell's data (teacher, start) and predicted limits (rule prepare_gaussian).
 
     The fixed-point enumeration (rvscgd.fixed_points, docs/theory.md) runs here, not in a job of its
     own: it takes about a second per cell, less than a job's start-up."""
@@ -569,7 +572,7 @@ def prepare(config: dict, wildcards: dict) -> tuple[dict[str, xr.Dataset], list[
 
 
 def train(config: dict, wildcards: dict, inputs: dict, threads: int = 1) -> tuple[xr.Dataset, list[str]]:
-    """Every run of the grid on one (mode, n, k, seed) cell (rule train)."""
+    """Every run of the grid on one (mode, n, k, seed) cell (rule train_gaussian)."""
     mode = wildcards["mode"]
     ds = train_cell(config, mode, inputs["data"], inputs["limits"], threads=threads)
     status = ds["status"].values.ravel()
@@ -591,7 +594,7 @@ def match_args(config: dict, mode: str) -> dict:
 
 
 def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, list[str]]:
-    """One labelled dataset of a mode's cells (rule aggregate, ``dataset`` the mode)."""
+    """One labelled dataset of a mode's cells (rule aggregate_gaussian, ``dataset`` the mode)."""
     parts = [
         cell_dataset(train, data, limits, dataset, **match_args(config, dataset))
         for train, data, limits in zip(inputs["train"], inputs["data"], inputs["limits"], strict=True)
@@ -702,8 +705,8 @@ def jobs(config: dict) -> str:
     cells_n = len(config["dims"]["n"]) * len(config["dims"]["k"]) * len(config["seeds"])
     modes = [m for m in MODES if config[m]["enabled"]]
     return (
-        f"{cells_n} cells x {len(trained_runs(config, 1)[0])} runs each; jobs: {cells_n} make_data, "
-        f"{cells_n * len(modes)} train, {len(modes)} aggregate"
+        f"{cells_n} cells x {len(trained_runs(config, 1)[0])} runs each; jobs: {cells_n} prepare_gaussian, "
+        f"{cells_n * len(modes)} train_gaussian, {len(modes)} aggregate_gaussian"
     )
 
 

@@ -23,13 +23,13 @@ from rvscgd import two_layer as tl
 from rvscgd import two_layer_train
 
 from ..grid import block_cells, coords_of, teacher_sparsity
-from ..labels import COORD_LONG_NAMES, SUPPORT_LONG_NAMES, set_long_names, status_attrs
+from ..labels import SUPPORT_LONG_NAMES, TRACE_ANGLES, TRACE_SPARSITY, label_cell_grid, status_attrs
 from ..matching import support_metrics
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells
 from ..starts import at_angle, orthogonal_direction
-from ..units import lam_attrs, lam_effective, relu_constant
+from ..units import lam_effective
 
 
 def cells(config: dict) -> list[dict]:
@@ -42,10 +42,9 @@ GRID_DIMS = RUN_DIMS[1:]
 ENGINE_MODE = {"population": "population", "empirical": "fresh"}
 TRACES = {
     "loss": ("population loss L(v^t, w^t) (model.md section 6)", "1"),
-    "angle_w": ("angle between w^t and w*", "rad"),
-    "angle_u": ("angle between u^t = prox(w^t) and w*", "rad"),
+    **TRACE_ANGLES,
     "dist_v": ("distance ||v^t - v*|| of the second layer", "1"),
-    "sparsity_u": ("fraction of zero entries of u^t", "1"),
+    "sparsity_u": TRACE_SPARSITY,
 }
 STATUS_ATTRS = status_attrs(
     two_layer_train.STATUS, "how the run ended (docs/two_layer.md: converged, max_steps, diverged, oscillating)"
@@ -187,19 +186,22 @@ def combine(parts: list[xr.Dataset], config: dict) -> xr.Dataset:
         np.array([[lam_effective(config, lam, int(k)) for k in ks] for lam in ds["lam"].values]),
         {"long_name": "lambda used by the algorithm", "units": "1"},
     )
-    ds["c"] = ("k", [relu_constant(int(k)) for k in ks], {"long_name": "fixed-readout relu constant c(k) (lam units)"})
-    set_long_names(
+    ds["c"] = (
+        "k",
+        [rvscgd.coarse_constant(int(k), "relu") for k in ks],
+        {"long_name": "fixed-readout relu constant c(k) (lam units)"},
+    )
+    label_cell_grid(
         ds,
+        config,
         {
-            **COORD_LONG_NAMES,
             "k": "patches (hidden units) k",
             "eta": "step size eta (both layers)",
             "ste": "straight-through estimator of the coarse gradient in w",
             "normalise": "normalisation step of w on (method) or off (ablation)",
         },
+        SUPPORT_LONG_NAMES,
     )
-    ds["lam"].attrs.update(lam_attrs(config))
-    set_long_names(ds, SUPPORT_LONG_NAMES, units="1")
     c = config["two_layer"]
     ds.attrs.update(
         title="RVSCGD study, two-layer model (trainable second layer, model.md section 6)",

@@ -1,0 +1,34 @@
+"""What the config gate (``study.config``) checks of the ``label_noise`` block
+and its figure beyond the schema. Parse-time light: no numpy."""
+
+from __future__ import annotations
+
+from ..config import sparsity_fits
+
+
+def problems(config: dict) -> list[str]:
+    """An enabled block: dimensions that hold the teacher."""
+    block = config.get("label_noise", {})
+    return sparsity_fits("label_noise.n", config, block["n"]) if block.get("enabled") else []
+
+
+def _figure_problems(config: dict, name: str, params: dict) -> list[str]:
+    """The figure's lam and slice refer to the label_noise block, not the one-layer grid.
+    With the block off the figure has no dataset and is not made (as every such figure)."""
+    block = config["label_noise"]
+    if not block["enabled"]:
+        return []
+    problems = []
+    lam = params.get("lam")
+    if lam is not None and not any(lam == g for g in block["grid"]["lam"]):
+        problems.append(f"figures.{name}.lam = {lam!r}: not in label_noise.grid.lam = {block['grid']['lam']}")
+    for dim, value in params.get("slice", {}).items():
+        grid = block.get(dim, block["grid"].get(dim))
+        if grid is not None and not any(value == g for g in grid):
+            key = f"label_noise.{dim}" if dim in block else f"label_noise.grid.{dim}"
+            problems.append(f"figures.{name}.slice.{dim} = {value!r}: not in {key} = {grid}")
+    return problems
+
+
+# The figures of this experiment's dataset, each with its checks (in place of the one-layer grid's).
+FIGURES = {"noise_floor": _figure_problems}
