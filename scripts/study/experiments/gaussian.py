@@ -23,14 +23,16 @@ from ..matching import (
     DEFAULT_MATCH_TOL,
     LIMIT_VARS,
     final_sparse_metrics,
+    fp_support_exact,
     limit_kind_attrs,
     limit_match_rule_attrs,
     match_runs,
+    run_summaries,
     support_metrics,
 )
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
-from ..stacking import sort_grid, stack_cells
+from ..stacking import sort_grid, stack_cells, stack_ragged
 from ..units import eta_effective, lam_attrs, lam_effective, relu_constant
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
@@ -42,6 +44,13 @@ TRACE_VARS = {
     "dist_wbar": ("distance ||w^t - w_bar|| to the predicted limit (stable fixed point nearest w*)", "1"),
 }
 STATUS_ATTRS = status_attrs(rvscgd.STATUS)
+# Kept in the per-cell files only (train: final weights; limits: the listed fixed points'
+# weights): per run and per listed point they would make the datasets several GB.
+DROPPED_VARS = ("w_final", "u_final", "fp_w_bar")
+# The listed fixed points' variables: a CF contiguous ragged array along SAMPLE_DIM, one
+# count per setting (FP_COUNT over the cell dims and LIMIT_DIMS); fp_stable marks them.
+SAMPLE_DIM = "listed_point"
+FP_COUNT = "fp_count"
 # With baselines: a grid point a baseline is not trained on (grid.BASELINE_SLICE).
 NOT_TRAINED = -1
 
@@ -424,7 +433,11 @@ def cell_dataset(
     ds.update(support_metrics(ds["u_final"], ds["w_star"]))
     ds.update(final_sparse_metrics(ds["u_final"], ds["w_star"]))
     ds.update({f"predicted_{k}": v for k, v in support_metrics(ds["u_bar"], ds["w_star"]).items()})
-    ds = ds.drop_vars("feature")
+    # The datasets hold summaries, not the final weights (per-cell training files) nor the
+    # listed fixed points' weights (per-cell limits files): docs/datasets.md, "What the datasets hold".
+    ds.update(run_summaries(ds["u_final"], ds["u_bar"], ds["w_star"]))
+    ds["fp_support_exact"] = fp_support_exact(limits, data["w_star"])
+    ds = ds.drop_vars([*DROPPED_VARS, "feature"])
     coords = {"n": [int(train.attrs["n"])], "k": [int(train.attrs["k"])], "seed": [int(train.attrs["seed"])]}
     ds = ds.expand_dims(coords)
     ds.attrs = {}
@@ -432,8 +445,12 @@ def cell_dataset(
 
 
 def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
-    """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond n."""
-    ds = stack_cells(cells, pad=("feature", "fixed_point"))
+    """Stack cells along n, k, seed (and batch_size), NaN-padding the vectors beyond n;
+    the listed fixed points' variables (dimension ``fixed_point``, one length per
+    cell) become a CF contiguous ragged array (``study.stacking.stack_ragged``)."""
+    points = [c[[v for v in c.data_vars if "fixed_point" in c[v].dims]] for c in cells]
+    cells = [c.drop_dims("fixed_point", errors="ignore") for c in cells]
+    ds = stack_cells(cells, pad=("feature",))
     ks = ds["k"].values
     if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
         pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
@@ -493,7 +510,12 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         tol=float(config[mode]["tol"]),
         title=f"RVSCGD study, {mode} mode",
     )
-    return sort_grid(ds)
+    ds = sort_grid(ds)
+    count_dims = ("n", "k", "seed", *LIMIT_DIMS)
+    ragged = stack_ragged(points, ds, "fixed_point", SAMPLE_DIM, FP_COUNT, count_dims, listed="fp_stable")
+    ragged[FP_COUNT].attrs["long_name"] = "fixed points listed at the setting (the fp_* variables' count)"
+    ragged["fp_stable"].attrs["long_name"] = "listed fixed point is linearly stable (1/0)"
+    return ds.merge(ragged)
 
 
 # ---- the experiment contract (study.experiments) ---------------------------------
