@@ -134,6 +134,13 @@ def unstack_ragged(ds: xr.Dataset, names, count: str, sel: dict | None = None, d
 
     ``ds`` is the whole dataset (the offsets of the lists come from every
     count): select after, not before."""
+    sel = dict(sel or {})
+    # A dimension both the count and the ragged variables have (a dataset concatenated along
+    # a new one): each of its values is a ragged array of its own; the selection picks one.
+    outer = {d: v for d, v in sel.items() if d in ds[count].dims and any(d in ds[name].dims for name in names)}
+    if outer:
+        ds = ds[[count, *names]].sel(outer)
+        sel = {d: v for d, v in sel.items() if d not in outer}
     c = ds[count]
     sample_dim = c.attrs["sample_dimension"]
     start = np.concatenate([[0], np.cumsum(c.values.ravel())[:-1]]).reshape(c.shape).astype(np.int64)
