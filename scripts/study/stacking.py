@@ -17,7 +17,7 @@ PADDED = {
 }
 
 
-def stack_cells(parts: list[xr.Dataset], pad: tuple[str, ...] = ("feature",)) -> xr.Dataset:
+def stack_cells(parts: list[xr.Dataset], pad: tuple[str, ...] = ("feature",), consume: bool = False) -> xr.Dataset:
     """One dataset of an experiment's cells, stacked along ``CELL_DIMS``.
 
     Parameters
@@ -30,20 +30,42 @@ def stack_cells(parts: list[xr.Dataset], pad: tuple[str, ...] = ("feature",)) ->
         NaN-padded to its largest length and indexed 0, 1, ... (its
         coordinate labelled as in ``PADDED``; a dimension no cell has is
         skipped).
+    consume : bool
+        Empty the list ``parts`` and drop each variable of the cells once it
+        is stacked, so that (if the caller holds no other reference to the
+        cells) their memory is freed as the result grows: the peak is about
+        the cells plus one variable, not the cells plus twice the result.
 
-    The result has no global attributes (each experiment writes its own).
+    The variables are stacked one at a time (the numbers are those of stacking
+    the whole datasets at once). The result has no global attributes (each
+    experiment writes its own).
     """
     longest = {d: max(int(p.sizes.get(d, 0)) for p in parts) for d in pad}
     longest = {d: size for d, size in longest.items() if size}
-    stacked = []
+    prepared = []
     for p in parts:
         q = p.drop_vars([d for d in longest if d in p.coords])
-        q = q.pad({d: (0, size - p.sizes[d]) for d, size in longest.items()})
         if not set(CELL_DIMS) <= set(q.dims):
             q = q.expand_dims({d: [int(p.attrs[d])] for d in CELL_DIMS})
         q.attrs = {}
-        stacked.append(q)
-    ds = xr.combine_by_coords(stacked, combine_attrs="drop_conflicts", join="outer")
+        prepared.append((q, {d: size - p.sizes[d] for d, size in longest.items()}))
+    if consume:
+        parts.clear()
+    names = list(dict.fromkeys(v for q, _ in prepared for v in q.data_vars))
+    stacked = []
+    for name in names:
+        pieces = []
+        for i, (q, extra) in enumerate(prepared):
+            if name not in q.data_vars:
+                continue
+            one = q[[name]]
+            widths = {d: (0, e) for d, e in extra.items() if d in one.dims}
+            pieces.append(one.pad(widths) if widths else one)
+            if consume:  # the cell without it (drop_vars copies no array)
+                prepared[i] = (q.drop_vars(name), extra)
+        stacked.append(xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer"))
+        del pieces
+    ds = xr.merge(stacked, compat="no_conflicts", join="outer", combine_attrs="drop_conflicts")
     ds.attrs = {}
     return ds.assign_coords({d: (d, np.arange(size), {"long_name": PADDED[d]}) for d, size in longest.items()})
 

@@ -447,10 +447,16 @@ def cell_dataset(
 def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
     """Stack cells along n, k, seed (and batch_size), NaN-padding the vectors beyond n;
     the listed fixed points' variables (dimension ``fixed_point``, one length per
-    cell) become a CF contiguous ragged array (``study.stacking.stack_ragged``)."""
+    cell) become a CF contiguous ragged array (``study.stacking.stack_ragged``).
+
+    Consumes ``cells``: the list is emptied and each cell's arrays are freed as
+    they are stacked (``stack_cells(consume=True)``), if the caller holds no
+    other reference to the cells: the aggregate job's peak memory is then about
+    the dataset plus one variable, not the cells plus twice the dataset."""
     points = [c[[v for v in c.data_vars if "fixed_point" in c[v].dims]] for c in cells]
-    cells = [c.drop_dims("fixed_point", errors="ignore") for c in cells]
-    ds = stack_cells(cells, pad=("feature",))
+    own = [c.drop_dims("fixed_point", errors="ignore") for c in cells]
+    cells.clear()
+    ds = stack_cells(own, pad=("feature",), consume=True)
     ks = ds["k"].values
     if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
         pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
@@ -571,13 +577,14 @@ def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, lis
         cell_dataset(train, data, limits, dataset, **_match_args(config, dataset))
         for train, data, limits in zip(inputs["train"], inputs["data"], inputs["limits"], strict=True)
     ]
-    ds = combine(parts, config, dataset)
+    n_cells = len(parts)
+    ds = combine(parts, config, dataset)  # empties parts (frees the cells as they are stacked)
     # Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
     # divergence): counted here so no reader can miss them.
     diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
     trained = int((ds["status"] >= 0).sum())  # not the baselines' untrained grid points (status -1)
     ds.attrs.update(runs_total=trained, runs_diverged=diverged, runs_not_trained=int(ds["status"].size) - trained)
-    lines = [f"{dataset}: {len(parts)} cells, dims {dict(ds.sizes)}"]
+    lines = [f"{dataset}: {n_cells} cells, dims {dict(ds.sizes)}"]
     if diverged:
         lines.append(f"WARNING: {diverged} of {trained} {dataset} runs diverged (status 'diverged', NaN weights)")
     return ds, lines
