@@ -51,6 +51,59 @@ def final_sparse_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.
     }
 
 
+def sparsity_fraction(u: xr.DataArray) -> xr.DataArray:
+    """Fraction of exact zeros of u over its ``feature`` entries (one cell: n
+    of them); NaN where u is all NaN (a diverged or untrained run, a setting
+    without a stable fixed point). The figures' ``sparsity`` of the padded
+    vectors gives the same numbers (the padding is NaN, never zero)."""
+    return ((u == 0).sum("feature") / u.sizes["feature"]).where(u.notnull().any("feature"))
+
+
+def vector_angle(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+    """Angle (rad) between two vectors along ``feature``; NaN if either is zero or
+    all-NaN. The arctan2 form of ``rvscgd.angle``, with the norms as square roots
+    of sums of squares: the formula of ``study.figures.stats.vector_angle``."""
+    valid = a.notnull().any("feature") & b.notnull().any("feature")
+    a0, b0 = a.fillna(0), b.fillna(0)
+    na = np.sqrt((a0 * a0).sum("feature"))
+    nb = np.sqrt((b0 * b0).sum("feature"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ua, ub = a0 / na, b0 / nb
+        dot = (ua * ub).sum("feature")
+        cross = np.sqrt(((ua - dot * ub) ** 2).sum("feature"))
+        out = xr.apply_ufunc(np.arctan2, cross, dot)
+    return out.where(valid & (na > 0) & (nb > 0))
+
+
+def run_summaries(u_final: xr.DataArray, u_bar: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataArray]:
+    """What the figures need of the final and predicted sparse weights, so that
+    the datasets need not hold the weights themselves (docs/datasets.md):
+    ``sparsity_u_final`` per run, and ``predicted_angle_u_final`` and
+    ``predicted_sparsity_u_final`` (u_bar's, per setting). The angle of
+    u_final is ``angle_u_final`` (``final_sparse_metrics``)."""
+    return {
+        "sparsity_u_final": sparsity_fraction(u_final).assign_attrs(
+            long_name="fraction of zero entries of u_final", units="1"
+        ),
+        "predicted_angle_u_final": vector_angle(u_bar, w_star).assign_attrs(
+            long_name="angle between the predicted sparse limit u_bar and w*", units="rad"
+        ),
+        "predicted_sparsity_u_final": sparsity_fraction(u_bar).assign_attrs(
+            long_name="fraction of zero entries of u_bar", units="1"
+        ),
+    }
+
+
+def fp_support_exact(limits: xr.Dataset, w_star: xr.DataArray) -> xr.DataArray:
+    """Per listed fixed point: 1 if its sparse part (entries of ``fp_w_bar``
+    above the prox ``threshold``) has exactly the support of w*, 0 if not, -1
+    padding (``fp_stable`` -1). What the phase diagram needs of ``fp_w_bar``."""
+    kept = np.abs(limits["fp_w_bar"]) > limits["threshold"]
+    exact = (kept == (w_star != 0)).all("feature").astype(np.int8)
+    out = exact.where(limits["fp_stable"] >= 0, -1).astype(np.int8)
+    return out.assign_attrs(long_name="1 if the listed fixed point's u = prox(w) has exactly w*'s support (0 not)")
+
+
 LIMIT_VARS = (
     "w_bar",
     "u_bar",

@@ -1,6 +1,7 @@
 """Stacking an experiment's cells into one CF dataset: the cells along
-(n, k, seed), the per-cell dimensions (features, units, fixed points)
-NaN-padded to the largest, numeric coordinates sorted."""
+(n, k, seed), the per-cell dimensions (features, units) NaN-padded to the
+largest, numeric coordinates sorted; lists whose length varies per setting
+(the listed fixed points) as a CF contiguous ragged array instead."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ PADDED = {
 }
 
 
-def stack_cells(parts: list[xr.Dataset], pad: tuple[str, ...] = ("feature",)) -> xr.Dataset:
+def stack_cells(parts: list[xr.Dataset], pad: tuple[str, ...] = ("feature",), consume: bool = False) -> xr.Dataset:
     """One dataset of an experiment's cells, stacked along ``CELL_DIMS``.
 
     Parameters
@@ -29,20 +30,42 @@ def stack_cells(parts: list[xr.Dataset], pad: tuple[str, ...] = ("feature",)) ->
         NaN-padded to its largest length and indexed 0, 1, ... (its
         coordinate labelled as in ``PADDED``; a dimension no cell has is
         skipped).
+    consume : bool
+        Empty the list ``parts`` and drop each variable of the cells once it
+        is stacked, so that (if the caller holds no other reference to the
+        cells) their memory is freed as the result grows: the peak is about
+        the cells plus one variable, not the cells plus twice the result.
 
-    The result has no global attributes (each experiment writes its own).
+    The variables are stacked one at a time (the numbers are those of stacking
+    the whole datasets at once). The result has no global attributes (each
+    experiment writes its own).
     """
     longest = {d: max(int(p.sizes.get(d, 0)) for p in parts) for d in pad}
     longest = {d: size for d, size in longest.items() if size}
-    stacked = []
+    prepared = []
     for p in parts:
         q = p.drop_vars([d for d in longest if d in p.coords])
-        q = q.pad({d: (0, size - p.sizes[d]) for d, size in longest.items()})
         if not set(CELL_DIMS) <= set(q.dims):
             q = q.expand_dims({d: [int(p.attrs[d])] for d in CELL_DIMS})
         q.attrs = {}
-        stacked.append(q)
-    ds = xr.combine_by_coords(stacked, combine_attrs="drop_conflicts", join="outer")
+        prepared.append((q, {d: size - p.sizes[d] for d, size in longest.items()}))
+    if consume:
+        parts.clear()
+    names = list(dict.fromkeys(v for q, _ in prepared for v in q.data_vars))
+    stacked = []
+    for name in names:
+        pieces = []
+        for i, (q, extra) in enumerate(prepared):
+            if name not in q.data_vars:
+                continue
+            one = q[[name]]
+            widths = {d: (0, e) for d, e in extra.items() if d in one.dims}
+            pieces.append(one.pad(widths) if widths else one)
+            if consume:  # the cell without it (drop_vars copies no array)
+                prepared[i] = (q.drop_vars(name), extra)
+        stacked.append(xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer"))
+        del pieces
+    ds = xr.merge(stacked, compat="no_conflicts", join="outer", combine_attrs="drop_conflicts")
     ds.attrs = {}
     return ds.assign_coords({d: (d, np.arange(size), {"long_name": PADDED[d]}) for d, size in longest.items()})
 
@@ -55,3 +78,120 @@ def sort_grid(ds: xr.Dataset) -> xr.Dataset:
     dims = [d for d in ds.dims if d in ds.coords and ds[d].dtype.kind in "iuf"]
     unsorted = [d for d in dims if ds.sizes[d] > 1 and not bool((ds[d].diff(d) > 0).all())]
     return ds.sortby(unsorted) if unsorted else ds
+
+
+def stack_ragged(
+    parts: list[xr.Dataset],
+    ds: xr.Dataset,
+    dim: str,
+    sample_dim: str,
+    count: str,
+    count_dims: tuple[str, ...],
+    listed: str,
+) -> xr.Dataset:
+    """Per-cell lists of varying length as one CF contiguous ragged array
+    (CF 1.8 section 9.3.3, "contiguous ragged array representation").
+
+    Parameters
+    ----------
+    parts : list of xarray.Dataset
+        One per cell (cell dims of length 1), each holding only variables along
+        ``dim`` (a per-cell padded list: the cell's own longest, not the study's).
+    ds : xarray.Dataset
+        The stacked dataset (``stack_cells``, ``sort_grid``): its coordinates
+        give the order of the instances and of the variables' other dimensions.
+    dim, sample_dim : str
+        The per-cell list dimension, and the flat dimension that replaces it.
+    count, count_dims : str, tuple of str
+        The count variable's name and dimensions (the instances: one list
+        each; every dimension of ``ds``'s coordinates).
+    listed : str
+        The variable whose padding entries are -1: the entries before the
+        first -1 of each list are its listed elements.
+
+    Returns the count variable (attribute ``sample_dimension``; 0 for an
+    instance no cell has) and every variable of ``parts`` along
+    ``sample_dim`` (then its other dimensions, in ``ds``'s order): the lists
+    of the instances one after another, in C order of ``count_dims``.
+    """
+    shape = tuple(ds.sizes[d] for d in count_dims)
+    counts = np.zeros(shape, dtype=np.int32)
+    names = list(parts[0].data_vars) if parts else []
+    flat = {v: [] for v in names}
+    other = {v: [d for d in ds.dims if d in parts[0][v].dims and d not in count_dims] for v in names}
+    cell_dims = [d for d in count_dims if d in CELL_DIMS]
+    by_cell = {tuple(p[d].values.item() for d in cell_dims): p for p in parts}
+    setting_dims = [d for d in count_dims if d not in CELL_DIMS]
+    cell_shape = tuple(ds.sizes[d] for d in cell_dims)
+    for pos in np.ndindex(cell_shape):
+        key = tuple(ds[d].values[i].item() for d, i in zip(cell_dims, pos, strict=True))
+        if key not in by_cell:
+            continue
+        p = by_cell[key].isel({d: 0 for d in cell_dims})
+        p = p.sel({d: ds[d].values for d in p.dims if d != dim and d in ds.coords})
+        size = p.sizes[dim]
+        n_listed = (p[listed] >= 0).transpose(*setting_dims, dim).values
+        first_gap = np.where(n_listed.all(-1), size, np.argmin(n_listed, axis=-1))
+        counts[pos] = first_gap
+        mask = np.arange(size) < first_gap[..., None]
+        for v in names:
+            flat[v].append(p[v].transpose(*setting_dims, dim, *other[v]).values[mask])
+    out = {
+        count: xr.DataArray(
+            counts, dims=count_dims, coords={d: ds[d] for d in count_dims}, attrs={"sample_dimension": sample_dim}
+        )
+    }
+    for v in names:
+        values = np.concatenate(flat[v]) if flat[v] else np.zeros((0,), dtype=parts[0][v].dtype)
+        out[v] = xr.DataArray(values, dims=(sample_dim, *other[v]), attrs=parts[0][v].attrs)
+    return xr.Dataset(out)
+
+
+def unstack_ragged(ds: xr.Dataset, names, count: str, sel: dict | None = None, dim: str = "fixed_point") -> xr.Dataset:
+    """The ragged variables ``names`` of ``ds`` (``stack_ragged``) as padded
+    arrays over the count variable's dimensions and ``dim`` (the longest list
+    of the selection, at least 1), at the selection ``sel`` (``Dataset.sel``
+    keys; those of other dimensions are ignored, or applied to a variable's
+    own other dimensions). Padding: NaN (floats), -1 (integers).
+
+    ``ds`` is the whole dataset (the offsets of the lists come from every
+    count): select after, not before."""
+    sel = dict(sel or {})
+    # A dimension both the count and the ragged variables have (a dataset concatenated along
+    # a new one): each of its values is a ragged array of its own; the selection picks one.
+    outer = {d: v for d, v in sel.items() if d in ds[count].dims and any(d in ds[name].dims for name in names)}
+    if outer:
+        ds = ds[[count, *names]].sel(outer)
+        sel = {d: v for d, v in sel.items() if d not in outer}
+    c = ds[count]
+    sample_dim = c.attrs["sample_dimension"]
+    start = np.concatenate([[0], np.cumsum(c.values.ravel())[:-1]]).reshape(c.shape).astype(np.int64)
+    start = c.copy(data=start)
+    if sel:
+        at = {d: v for d, v in sel.items() if d in c.dims}
+        c, start = c.sel(at), start.sel(at)
+    longest = max(int(c.max()) if c.size else 0, 1)
+    j = np.arange(longest)
+    valid = j < c.values[..., None]
+    index = np.where(valid, start.values[..., None] + j, 0)
+    out = {}
+    for name in names:
+        var = ds[name]
+        values = var.values
+        if values.shape[0] == 0:  # no listed point anywhere: every entry is padding
+            values = np.zeros((1, *values.shape[1:]), dtype=values.dtype)
+        picked = values[index]
+        fill = np.nan if picked.dtype.kind == "f" else -1
+        pad = ~valid.reshape(valid.shape + (1,) * (picked.ndim - valid.ndim))
+        picked = np.where(pad, fill, picked).astype(picked.dtype)
+        rest = [d for d in var.dims if d != sample_dim]
+        da = xr.DataArray(
+            picked,
+            dims=(*c.dims, dim, *rest),
+            coords={**{k: v for k, v in c.coords.items()}, **{d: var[d] for d in rest if d in var.coords}},
+            attrs=var.attrs,
+        )
+        if sel:
+            da = da.sel({d: v for d, v in sel.items() if d in rest})
+        out[name] = da
+    return xr.Dataset(out)

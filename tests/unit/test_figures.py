@@ -374,7 +374,7 @@ def test_theory_bound_overlay_reports_a_planted_violation(study, name):
                 if run is None and b.valid:
                     run, panel = dict(sel, n=int(n), seed=int(seed), penalty=p, lam=lam), j
     assert run is not None, "no run of the tiny study has a valid bound: the test cannot plant a violation"
-    pop["u_final"].loc[run] = -pop["w_star"].sel(n=run["n"], k=run["k"], seed=run["seed"])
+    pop["angle_u_final"].loc[run] = np.pi  # u_final = -w* (the datasets hold the angle, not the weights)
     fig = draw(name, {"population": pop}, **params)
     after = _bound_counts(fig)
     k0, total = (int(x) for x in before[panel].split(": ")[1].split(" runs")[0].split(" of "))
@@ -440,7 +440,7 @@ def _phase_slice(datasets):
 
     ds = datasets["population"]
     sel = select.resolve(ds, None, shown=("penalty", "lam", "beta", *phase_diagram.POOLED))
-    return phase_diagram, ds, sel, ds.sel(sel)
+    return phase_diagram, ds, sel, phase_diagram.fixed_points(ds, sel)
 
 
 def test_phase_diagram_theory_at_grid_is_phase_region(study):

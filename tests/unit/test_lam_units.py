@@ -42,6 +42,7 @@ def test_threshold_study_builds_in_process(tmp_path):
     and the runs' u_final are thresholded at the configured value."""
     import yaml
 
+    from study.experiments import gaussian as g
     from study.inprocess import build_datasets, load_config
 
     tiny = {
@@ -56,9 +57,13 @@ def test_threshold_study_builds_in_process(tmp_path):
     }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(copy.deepcopy(tiny)))
-    ds = build_datasets(load_config(path))["population"]
+    config = load_config(path)
+    ds = build_datasets(config)["population"]
     assert set(ds["lam_effective"].dims) == {"penalty", "lam", "beta", "k"}
-    u = ds["u_final"].sel(lam=0.1, normalise=True).values
+    # The final weights are in the per-cell training files (the dataset holds summaries).
+    data = g.make_data_cell(config, 6, 2, 0)
+    u = g.train_cell(config, "population", data, g.predict_limits_cell(config, data))["u_final"]
+    u = u.sel(lam=0.1, normalise=True).values
     kept = np.abs(u[np.isfinite(u) & (u != 0)])
     assert kept.size > 0  # lam > 0 still keeps entries
     for p in ("l0", "l1", "tl1"):

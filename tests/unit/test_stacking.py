@@ -36,6 +36,27 @@ def test_cells_of_different_sizes_stack_padded():
     assert ds["status"].dtype.kind == "f" and ds.attrs == {}
 
 
+def test_consuming_the_cells_stacks_the_same_and_frees_them():
+    """consume=True (the aggregate's): the same dataset, bit for bit and with the
+    same attributes; the list is emptied and each cell's arrays are released
+    (no reference left to them once the caller drops its own)."""
+    import gc
+    import weakref
+
+    def cells():
+        return [cell(4, 2, 0, 1), cell(6, 2, 0, 3), cell(4, 2, 1, 2), cell(6, 2, 1, 2)]
+
+    pad = ("feature", "fixed_point")
+    kept = stack_cells(cells(), pad=pad)
+    parts = cells()
+    arrays = [weakref.ref(p["w"].variable._data) for p in parts]
+    consumed = stack_cells(parts, pad=pad, consume=True)
+    assert parts == []
+    xr.testing.assert_identical(consumed, kept)
+    gc.collect()
+    assert all(a() is None for a in arrays)
+
+
 def test_the_relu_constant_is_the_librarys():
     """units.relu_constant stays plain Python (parse time); it equals rvscgd.coarse_constant bit for bit."""
     for k in (1, 2, 3, 4, 7, 16, 100):

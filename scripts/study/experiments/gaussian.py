@@ -23,14 +23,16 @@ from ..matching import (
     DEFAULT_MATCH_TOL,
     LIMIT_VARS,
     final_sparse_metrics,
+    fp_support_exact,
     limit_kind_attrs,
     limit_match_rule_attrs,
     match_runs,
+    run_summaries,
     support_metrics,
 )
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
-from ..stacking import sort_grid, stack_cells
+from ..stacking import sort_grid, stack_cells, stack_ragged
 from ..units import contraction_time, empirical_steps, eta_effective, lam_attrs, lam_effective
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
@@ -41,6 +43,13 @@ TRACE_VARS = {
     "dist_wbar": ("distance ||w^t - w_bar|| to the predicted limit (stable fixed point nearest w*)", "1"),
 }
 STATUS_ATTRS = status_attrs(rvscgd.STATUS)
+# Kept in the per-cell files only (train: final weights; limits: the listed fixed points'
+# weights): per run and per listed point they would make the datasets several GB.
+DROPPED_VARS = ("w_final", "u_final", "fp_w_bar")
+# The listed fixed points' variables: a CF contiguous ragged array along SAMPLE_DIM, one
+# count per setting (FP_COUNT over the cell dims and LIMIT_DIMS); fp_stable marks them.
+SAMPLE_DIM = "listed_point"
+FP_COUNT = "fp_count"
 # With baselines: a grid point a baseline is not trained on (grid.BASELINE_SLICE).
 NOT_TRAINED = -1
 
@@ -452,7 +461,11 @@ def cell_dataset(
     ds.update(support_metrics(ds["u_final"], ds["w_star"]))
     ds.update(final_sparse_metrics(ds["u_final"], ds["w_star"]))
     ds.update({f"predicted_{k}": v for k, v in support_metrics(ds["u_bar"], ds["w_star"]).items()})
-    ds = ds.drop_vars("feature")
+    # The datasets hold summaries, not the final weights (per-cell training files) nor the
+    # listed fixed points' weights (per-cell limits files): docs/datasets.md, "What the datasets hold".
+    ds.update(run_summaries(ds["u_final"], ds["u_bar"], ds["w_star"]))
+    ds["fp_support_exact"] = fp_support_exact(limits, data["w_star"])
+    ds = ds.drop_vars([*DROPPED_VARS, "feature"])
     coords = {"n": [int(train.attrs["n"])], "k": [int(train.attrs["k"])], "seed": [int(train.attrs["seed"])]}
     ds = ds.expand_dims(coords)
     ds.attrs = {}
@@ -460,12 +473,22 @@ def cell_dataset(
 
 
 def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
-    """Stack cells along n, k, seed (and batch_size), NaN-padding weights beyond
-    n and traces beyond a k's step budget (each cell records the steps of the
-    mode's grid it reaches: ``record_steps``)."""
+    """Stack cells along n, k, seed (and batch_size), NaN-padding the vectors beyond n;
+    the listed fixed points' variables (dimension ``fixed_point``, one length per
+    cell) become a CF contiguous ragged array (``study.stacking.stack_ragged``).
+
+    Consumes ``cells``: the list is emptied and each cell's arrays are freed as
+    they are stacked (``stack_cells(consume=True)``), if the caller holds no
+    other reference to the cells: the aggregate job's peak memory is then about
+    the dataset plus one variable, not the cells plus twice the dataset. Traces
+    are NaN-padded beyond a k's step budget (each cell records the steps of
+    the mode's grid it reaches: ``record_steps``)."""
     steps = np.unique(np.concatenate([c["step"].values for c in cells]))
-    cells = [c if c.sizes["step"] == steps.size else c.reindex(step=steps) for c in cells]
-    ds = stack_cells(cells, pad=("feature", "fixed_point"))
+    cells[:] = [c if c.sizes["step"] == steps.size else c.reindex(step=steps) for c in cells]
+    points = [c[[v for v in c.data_vars if "fixed_point" in c[v].dims]] for c in cells]
+    own = [c.drop_dims("fixed_point", errors="ignore") for c in cells]
+    cells.clear()
+    ds = stack_cells(own, pad=("feature",), consume=True)
     ks = ds["k"].values
     if config["grid"]["lam_units"] == "threshold":  # lambda depends on the penalty and beta too
         pens, betas = ds["penalty"].values.tolist(), [float(b) for b in ds["beta"].values]
@@ -544,7 +567,12 @@ def combine(cells: list[xr.Dataset], config: dict, mode: str) -> xr.Dataset:
         tol=float(config[mode]["tol"]),
         title=f"RVSCGD study, {mode} mode",
     )
-    return sort_grid(ds)
+    ds = sort_grid(ds)
+    count_dims = ("n", "k", "seed", *LIMIT_DIMS)
+    ragged = stack_ragged(points, ds, "fixed_point", SAMPLE_DIM, FP_COUNT, count_dims, listed="fp_stable")
+    ragged[FP_COUNT].attrs["long_name"] = "fixed points listed at the setting (the fp_* variables' count)"
+    ragged["fp_stable"].attrs["long_name"] = "listed fixed point is linearly stable (1/0)"
+    return ds.merge(ragged)
 
 
 # ---- the experiment contract (study.experiments) ---------------------------------
@@ -599,13 +627,14 @@ def aggregate(config: dict, dataset: str, inputs: dict) -> tuple[xr.Dataset, lis
         cell_dataset(train, data, limits, dataset, **match_args(config, dataset))
         for train, data, limits in zip(inputs["train"], inputs["data"], inputs["limits"], strict=True)
     ]
-    ds = combine(parts, config, dataset)
+    n_cells = len(parts)
+    ds = combine(parts, config, dataset)  # empties parts (frees the cells as they are stacked)
     # Diverged runs stay in the dataset, flagged (status) and NaN (weights, traces after
     # divergence): counted here so no reader can miss them.
     diverged = int((ds["status"] == rvscgd.STATUS.index("diverged")).sum())
     trained = int((ds["status"] >= 0).sum())  # not the baselines' untrained grid points (status -1)
     ds.attrs.update(runs_total=trained, runs_diverged=diverged, runs_not_trained=int(ds["status"].size) - trained)
-    lines = [f"{dataset}: {len(parts)} cells, dims {dict(ds.sizes)}"]
+    lines = [f"{dataset}: {n_cells} cells, dims {dict(ds.sizes)}"]
     if diverged:
         lines.append(f"WARNING: {diverged} of {trained} {dataset} runs diverged (status 'diverged', NaN weights)")
     return ds, lines

@@ -12,7 +12,7 @@ from study import style
 
 from .draw import STRIP, join, line_handle, penalty_handles
 from .select import GRID_DIMS, fix_new_dims, lam_values, limit_stes, modes, penalties
-from .stats import diverged, diverged_note, match_tol, sparsity, vector_angle
+from .stats import diverged, diverged_note, match_tol
 
 SHAPES = ("v", "s", "D", "P", "X")  # empirical batch sizes; population is "o"
 
@@ -47,10 +47,10 @@ def draw(datasets: dict):
             if not stes or True not in ds["normalise"].values.tolist():
                 continue
             sub = ds.sel(ste=stes, normalise=True, lam=lam_values(ds, nonzero=True))
-            pred_a = vector_angle(sub["u_bar"], sub["w_star"])
-            pred_s = sparsity(sub["u_bar"], sub["n"])
-            meas_a = vector_angle(sub["u_final"], sub["w_star"])
-            meas_s = sparsity(sub["u_final"], sub["n"])
+            pred_a = sub["predicted_angle_u_final"]
+            pred_s = sub["predicted_sparsity_u_final"]
+            meas_a = sub["angle_u_final"]
+            meas_s = sub["sparsity_u_final"]
             valid = ~diverged(sub["status"])
             notes.append(diverged_note(sub["status"], f"{mode} runs"))
             if mode == "population":

@@ -13,6 +13,7 @@ from rvscgd.theory import REGION_LABELS, REGIONS, phase_map, region_of
 from study import style
 
 from .draw import slice_text, wrap
+from .select import fixed_points as select_fixed_points
 from .select import need_limit_slice, one_mode, penalties, resolve
 from .stats import DIVERGED, diverged_note
 
@@ -46,14 +47,22 @@ def _units_of_c(sub, sel, pen):
     return eff / c, np.broadcast_to(betas / c, eff.shape)
 
 
+# The listed fixed points' variables the figure reads (ragged in the datasets: fixed_points).
+FP_VARS = ("fp_stable", "fp_multiplicity", "fp_support_exact")
+
+
+def fixed_points(ds, sel: dict):
+    """``ds.sel(sel)`` with the listed fixed points' ``FP_VARS`` as padded arrays
+    along ``fixed_point`` (``select.fixed_points``: from the ragged variables of
+    the whole dataset)."""
+    return ds.sel(sel).assign(select_fixed_points(ds, FP_VARS, sel))
+
+
 def _fp_recovers(sub):
     """Whether each listed fixed point's u_bar (entries of w_bar above the
-    threshold) has exactly w*'s support: (seed, penalty, lam, beta, fixed_point)."""
-    w_star = sub["w_star"]
-    feature = w_star.notnull()
-    true = (w_star != 0) & feature
-    kept = np.abs(sub["fp_w_bar"]) > sub["threshold"]
-    return ((kept == true) | ~feature).all("feature")
+    threshold) has exactly w*'s support: (seed, penalty, lam, beta, fixed_point),
+    from the cell stage's ``fp_support_exact``."""
+    return sub["fp_support_exact"] == 1
 
 
 def theory_at_grid(sub):
@@ -149,7 +158,7 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None, res
     if sel.get("normalise") is False:
         raise ValueError("slice normalise=False has no predicted limit (the fixed points are those of RVSCGD)")
     pens = penalties(ds)
-    sub = ds.sel(sel)
+    sub = fixed_points(ds, sel)
     n = int(sel["n"])
     seeds = [int(s) for s in sub["seed"].values]
     a = float(ds.attrs.get("tl1_a", 1.0))

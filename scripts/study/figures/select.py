@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 
+from study.stacking import unstack_ragged
+
 MODES = ("population", "empirical")
 
 # Dimensions a figure never fixes: seeds are averaged over, steps and
-# features are the axes of traces and weight vectors, `limit` and `fixed_point` index the
+# features are the axes of traces and weight vectors, `limit`, `fixed_point` and `listed_point` index the
 # fixed points of a search.
-ALWAYS_SHOWN = ("seed", "step", "feature", "limit", "fixed_point")
+ALWAYS_SHOWN = ("seed", "step", "feature", "limit", "fixed_point", "listed_point")
 
 # The slice keys of the config schema (figures.slice).
 SLICE_DIMS = ("n", "k", "beta", "eta", "ste", "normalise", "batch_size")
@@ -162,3 +164,14 @@ def series_columns(ds, lam, wanted_penalties, cgd_label: str, label):
     if x != 0:
         cols += [(p, x, label(p, x)) for p in pens]
     return cols
+
+
+def fixed_points(ds, names, sel: dict | None = None):
+    """The listed fixed points' variables ``names`` (``fp_*``, a CF contiguous
+    ragged array along ``listed_point`` counted by ``fp_count``; docs/datasets.md)
+    as a dataset of padded arrays over (n, k, seed, penalty, lam, beta, eta,
+    ste, fixed_point) at the selection ``sel`` (a ``resolve`` dict), ``fixed_point``
+    as long as the selection's longest list; padding NaN (floats) or -1
+    (integers). ``ds`` is the whole dataset (the lists' offsets need every
+    count): pass the selection here rather than selecting first."""
+    return unstack_ragged(ds, names, "fp_count", sel=sel)

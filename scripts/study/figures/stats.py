@@ -100,14 +100,15 @@ def sparsity(u: xr.DataArray, n: xr.DataArray) -> xr.DataArray:
 
 def final_metrics(sub: xr.Dataset) -> xr.Dataset:
     """Measured (last step) and predicted sparsity and angle of the sparse weights,
-    diverged runs NaN."""
+    diverged runs NaN: the per-run summaries of the datasets (``sparsity_u_final``,
+    ``angle_u_final``, and u_bar's ``predicted_*``), not the weights."""
     ok = ~diverged(sub["status"])
     return xr.Dataset(
         {
-            "sparsity": sparsity(sub["u_final"], sub["n"]).where(ok),
-            "angle": vector_angle(sub["u_final"], sub["w_star"]).where(ok),
-            "pred_sparsity": sparsity(sub["u_bar"], sub["n"]),
-            "pred_angle": vector_angle(sub["u_bar"], sub["w_star"]),
+            "sparsity": sub["sparsity_u_final"].where(ok),
+            "angle": sub["angle_u_final"].where(ok),
+            "pred_sparsity": sub["predicted_sparsity_u_final"],
+            "pred_angle": sub["predicted_angle_u_final"],
             "density": teacher_density(sub),
             "status": sub["status"],
         }
