@@ -130,6 +130,17 @@ def subplots(nrows=1, ncols=1, width=PAGE, height=None, **kwargs):
     return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
 
 
+def bottom_at(axes, bottom: float) -> None:
+    """Fix the y axis' bottom of panels once every panel is drawn. Setting it
+    earlier freezes the top at the data drawn so far, and a later panel
+    sharing the axis is then cut at the top."""
+    for ax in np.ravel(axes):
+        ax.set_autoscaley_on(True)
+        ax.relim()
+        ax.autoscale_view(scalex=False)  # the top from all the data (shared panels included)
+        ax.set_ylim(bottom=bottom)
+
+
 def sequential_colors(count: int) -> list:
     """``count`` ordered colours (viridis without its pale yellow end): low -> dark."""
     if count <= 0:

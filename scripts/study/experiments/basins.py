@@ -35,7 +35,7 @@ from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells
 from ..starts import at_angle, orthogonal_direction
-from ..units import lam_effective
+from ..units import empirical_steps, lam_effective
 from .gaussian import make_data_cell, predict_limits_cell
 
 
@@ -156,7 +156,7 @@ def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.
             k,
             runs,
             "population" if mode == "population" else "fresh",
-            max_steps=mcfg["max_steps"],
+            max_steps=empirical_steps(config, k) if mode == "empirical" else mcfg["max_steps"],
             tol=mcfg["tol"],
             record_steps=np.array([0]),  # outcomes only: no traces
             **kwargs,
@@ -324,8 +324,9 @@ def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:
 
     def timed(steps_of):
         short = copy.deepcopy(config)
+        short["empirical"]["contraction_times"] = None  # the cut step count, whatever the budget
         for mode in MODES:
-            short[mode]["max_steps"] = steps_of(config[mode]["max_steps"])
+            short[mode]["max_steps"] = steps_of(full[mode])
         t0 = time.process_time()
         train_cell(short, n, k, c["seeds"][0])
         return time.process_time() - t0, short
@@ -333,9 +334,10 @@ def plan(config: dict, fraction: float, compare_direct: bool = False) -> dict:
     total = 0.0
     for n in c["n"]:
         for k in c["k"]:
+            full = {"population": int(config["population"]["max_steps"]), "empirical": empirical_steps(config, k)}
             fixed, _ = timed(lambda steps: 1)
             part, short = timed(lambda steps: max(10, int(steps * fraction)))
-            scale = max(config[m]["max_steps"] / short[m]["max_steps"] for m in c["modes"])
+            scale = max(full[m] / short[m]["max_steps"] for m in c["modes"])
             cell_s = fixed + max(part - fixed, 0.0) * scale
             total += cell_s * len(c["seeds"])
             grid = len(start_kinds(config)) * np.prod([len(v) for v in grid_coords(config).values()])

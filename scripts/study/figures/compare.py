@@ -44,8 +44,6 @@ def compare_traces(datasets, slice, lam, penalties, along, colors, labels, rows,
                 style.note(ax, join(*notes), "lower left")
                 style.log_steps(ax)
                 ax.set_yscale(yscale)
-                if ymin is not None and j == 0:
-                    ax.set_ylim(bottom=ymin)
                 if i == 0:
                     ax.set_title(title)
                 if j == 0:
@@ -53,6 +51,8 @@ def compare_traces(datasets, slice, lam, penalties, along, colors, labels, rows,
                     ax.set_ylabel(f"{where}\n{ylabel}")
                 if i == len(rows) - 1:
                     ax.set_xlabel(style.LABEL["step"])
+            if ymin is not None:
+                style.bottom_at(axes[i], ymin)
         handles = [Line2D([], [], color=colors[v], label=labels[v]) for v in values]
         if len(values) < 2:
             handles.append(Line2D([], [], ls="", label=empty_text))

@@ -125,6 +125,8 @@ def cat_axis(ax, values, label, fmt=style.fmt_num, axis="x"):
     (ax.set_xlabel if axis == "x" else ax.set_ylabel)(label)
     if axis == "x":
         ax.set_xlim(-0.5, len(values) - 0.5)
+        if len(values) > 6:  # many categories: upright labels would run together
+            ax.tick_params(axis="x", labelrotation=90)
     return pos
 
 
@@ -240,5 +242,6 @@ def bound_note(angle: xr.DataArray, bound: xr.DataArray, tol: float) -> str:
     than ``tol`` (drawn, never clipped), and how many have no bound (its
     condition ``w_min > (1 + beta/c) threshold`` fails)."""
     above, total, without = above_bound(angle, bound, tol)
-    text = f"above theory bound: {above} of {total} runs\n(margin ${sci(tol)}$ rad"
-    return text + (f"; {without} runs without bound)" if without else ")")
+    # Short lines: a note wider than its panel makes constrained layout shrink every panel.
+    text = f"above theory bound: {above} of {total}\n(margin ${sci(tol)}$ rad"
+    return text + (f";\n{without} runs without bound)" if without else ")")

@@ -69,11 +69,11 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None):  #
                 if what == "angle":
                     u0 = u_zero_count(mn["angle"], mn["status"])
                     if u0:
-                        notes.append(f"{u0} runs end with $u=0$ (angle undefined)")
+                        notes.append(f"{u0} runs end with $u=0$\n(angle undefined)")
                     if bound is not None:
                         style.below(ax, bound_note(mn["angle"], bound.sel(n=n), tol))
-                    ax.set_ylim(bottom=0)
                 style.note(ax, join(*notes), "upper left")
+        style.bottom_at(axes[1], 0)
         axes[0, 0].set_ylabel("sparsity of $u$ (fraction of zeros)")
         axes[1, 0].set_ylabel(r"$\theta(u, w^*)$ (rad)")
         handles = penalty_handles(pens, marker=True, suffix=", measured")

@@ -47,7 +47,7 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None):  #
         fig.suptitle(
             f"{mode} mode, over {ds.sizes['seed']} seeds. Top: "
             + slice_text(sel_b)
-            + ".  Bottom: "
+            + ".\nBottom: "
             + slice_text(sel_s),
             fontsize=7,
         )

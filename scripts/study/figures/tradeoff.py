@@ -75,14 +75,14 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None):  #
             ax.set_xlabel("sparsity of $u$ (fraction of zeros)")
             low = np.nanmin(np.append(mn["sparsity"].mean("seed").values.ravel(), 1 - dens))
             ax.set_xlim(max(low - 0.04, -0.03), 1.01)
-            ax.set_ylim(bottom=0)
             notes = [diverged_note(mn["status"])]
             u0 = u_zero_count(mn["angle"], mn["status"])
             if u0:
-                notes.append(f"{u0} runs end with $u=0$ (excluded)")
+                notes.append(f"{u0} runs end with $u=0$\n(excluded)")
             if bound is not None:
                 style.below(ax, bound_note(mn["angle"], bound.sel(n=n), tol))
-            style.note(ax, join(*notes), "upper left")
+            style.note(ax, join(*notes), "lower right")
+        style.bottom_at(axes, 0)
         axes[0, 0].set_ylabel(r"error $\theta(u, w^*)$ (rad)")
         handles = penalty_handles(pens, marker=True)
         if bound is not None:
