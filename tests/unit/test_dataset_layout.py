@@ -42,7 +42,7 @@ def _build(config, cells, mode, dropped=g.DROPPED_VARS):
     try:
         for key, (data, limits) in cells.items():
             trains[key] = g.train_cell(config, mode, data, limits)
-            parts.append(g.cell_dataset(trains[key], data, limits, mode, **g._match_args(config, mode)))
+            parts.append(g.cell_dataset(trains[key], data, limits, mode, **g.match_args(config, mode)))
     finally:
         g.DROPPED_VARS = old
     return g.combine(parts, config, mode), trains

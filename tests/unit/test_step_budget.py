@@ -66,11 +66,13 @@ def test_cells_of_different_budgets_stack_on_one_step_axis():
         limits = gaussian.predict_limits_cell(config, data)
         train = gaussian.train_cell(config, "empirical", data, limits)
         parts.append(gaussian.cell_dataset(train, data, limits, "empirical"))
-    ds = gaussian.combine(parts, config, "empirical")
+    steps = sorted(set(parts[0]["step"].values) | set(parts[1]["step"].values))
+    step_attrs = parts[1]["step"].attrs
+    ds = gaussian.combine(parts, config, "empirical")  # consumes parts
     # One step axis: the union of the cells' recorded steps, on the traces only.
-    assert ds["step"].values.tolist() == sorted(set(parts[0]["step"].values) | set(parts[1]["step"].values))
-    assert "step" not in ds["status"].dims and "step" not in ds["w_final"].dims
-    assert ds["step"].attrs == parts[1]["step"].attrs
+    assert ds["step"].values.tolist() == steps
+    assert "step" not in ds["status"].dims and "step" not in ds["steps_run"].dims
+    assert ds["step"].attrs == step_attrs
     for k in (2, 4):
         budget = math.ceil(3 / _c(k))
         assert int(ds["steps_budget"].sel(k=k)) == budget

@@ -243,5 +243,5 @@ def bound_note(angle: xr.DataArray, bound: xr.DataArray, tol: float) -> str:
     condition ``w_min > (1 + beta/c) threshold`` fails)."""
     above, total, without = above_bound(angle, bound, tol)
     # Short lines: a note wider than its panel makes constrained layout shrink every panel.
-    text = f"above theory bound: {above} of {total}\n(margin ${sci(tol)}$ rad"
+    text = f"above theory bound: {above} of {total} runs\n(margin ${sci(tol)}$ rad"
     return text + (f";\n{without} runs without bound)" if without else ")")
