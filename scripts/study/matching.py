@@ -11,6 +11,7 @@ import xarray as xr
 import rvscgd
 
 from .floor import FLOOR_RULES
+from .vectors import vector_angle
 
 
 def support_metrics(u: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataArray]:
@@ -57,22 +58,6 @@ def sparsity_fraction(u: xr.DataArray) -> xr.DataArray:
     without a stable fixed point). The figures' ``sparsity`` of the padded
     vectors gives the same numbers (the padding is NaN, never zero)."""
     return ((u == 0).sum("feature") / u.sizes["feature"]).where(u.notnull().any("feature"))
-
-
-def vector_angle(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
-    """Angle (rad) between two vectors along ``feature``; NaN if either is zero or
-    all-NaN. The arctan2 form of ``rvscgd.angle``, with the norms as square roots
-    of sums of squares: the formula of ``study.figures.stats.vector_angle``."""
-    valid = a.notnull().any("feature") & b.notnull().any("feature")
-    a0, b0 = a.fillna(0), b.fillna(0)
-    na = np.sqrt((a0 * a0).sum("feature"))
-    nb = np.sqrt((b0 * b0).sum("feature"))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ua, ub = a0 / na, b0 / nb
-        dot = (ua * ub).sum("feature")
-        cross = np.sqrt(((ua - dot * ub) ** 2).sum("feature"))
-        out = xr.apply_ufunc(np.arctan2, cross, dot)
-    return out.where(valid & (na > 0) & (nb > 0))
 
 
 def run_summaries(u_final: xr.DataArray, u_bar: xr.DataArray, w_star: xr.DataArray) -> dict[str, xr.DataArray]:

@@ -19,6 +19,8 @@ import xarray as xr
 from rvscgd import STATUS, coarse_constant
 from rvscgd.theory import error_bound
 
+from ..vectors import vector_angle as vector_angle  # one definition: the datasets' summaries use it too
+
 CONVERGED = STATUS.index("converged")
 DIVERGED = STATUS.index("diverged")
 
@@ -76,21 +78,6 @@ def teacher_density(ds: xr.Dataset) -> xr.DataArray:
     """s/n per (n, k, seed): nonzeros of w* over n."""
     nonzero = (ds["w_star"].fillna(0) != 0).sum("feature")
     return nonzero / ds["n"]
-
-
-def vector_angle(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
-    """Angle (rad) between two NaN-padded vectors along ``feature``; NaN if either
-    is zero or all-NaN (a diverged run). Same arctan2 form as ``rvscgd.angle``."""
-    valid = a.notnull().any("feature") & b.notnull().any("feature")
-    a0, b0 = a.fillna(0), b.fillna(0)
-    na = np.sqrt((a0 * a0).sum("feature"))
-    nb = np.sqrt((b0 * b0).sum("feature"))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ua, ub = a0 / na, b0 / nb
-        dot = (ua * ub).sum("feature")
-        cross = np.sqrt(((ua - dot * ub) ** 2).sum("feature"))
-        out = xr.apply_ufunc(np.arctan2, cross, dot)
-    return out.where(valid & (na > 0) & (nb > 0))
 
 
 def sparsity(u: xr.DataArray, n: xr.DataArray) -> xr.DataArray:
