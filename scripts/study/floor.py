@@ -69,7 +69,9 @@ def _crossover(bs, ind, dep) -> float:
     return float(math.exp(logb[j] - logr[j] / slope))
 
 
-def predict_floor_cell(config: dict, data: xr.Dataset, limits: xr.Dataset, batch_sizes, label_noises) -> xr.Dataset:
+def predict_floor_cell(
+    config: dict, data: xr.Dataset, limits: xr.Dataset, batch_sizes, label_noises, finals: xr.DataArray | None = None
+) -> xr.Dataset:
     """The predicted noise floor of every setting of one cell, over
     (penalty, lam, beta, eta, ste, batch_size, label_noise).
 
@@ -82,15 +84,48 @@ def predict_floor_cell(config: dict, data: xr.Dataset, limits: xr.Dataset, batch
     every other setting the match distance is at or above its own q-quantile
     (up to the simulation's sampling error, a few per cent at q = 0.999).
     NaN (``floor_hops`` -1) where the prediction does not apply.
+
+    ``finals``: the cell's final weights ``w_final`` (its training). The match
+    reads a listed point's floor only for the runs whose nearest listed point
+    it is (``study.matching.match_runs``), so with ``finals`` the other stable
+    points' floors (``fp_floor_*`` away from w_bar; l0 lists up to hundreds)
+    are predicted only where some run of the setting ended nearest them, NaN
+    elsewhere: the same matches for a fraction of the cost.
     """
     from threadpoolctl import threadpool_limits  # lazy, as in the engine
 
     # Small products: one BLAS thread is many times faster than several contending for shared cores.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _predict(config, data, limits, batch_sizes, label_noises)
+        return _predict(config, data, limits, batch_sizes, label_noises, nearest_points(data, limits, finals))
 
 
-def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
+def nearest_points(data: xr.Dataset, limits: xr.Dataset, finals: xr.DataArray | None) -> dict | None:
+    """{setting index over FLOOR_DIMS: listed points nearest some run's final w}
+    (orbit distance, over every listed point, as ``match_runs`` takes it), for
+    the method's runs (rvscgd, normalised) of ``finals``; None without ``finals``."""
+    if finals is None:
+        return None
+    w_star = data["w_star"].values
+    sel = {d: v for d, v in (("method", "rvscgd"), ("normalise", True)) if d in finals.dims}
+    runs = finals.sel(sel) if sel else finals
+    coords = {d: limits[d].values.tolist() for d in FLOOR_DIMS}
+    fp_w = limits["fp_w_bar"].transpose(*FLOOR_DIMS, "fixed_point", "feature").values
+    out = {}
+    for idx in np.ndindex(tuple(len(coords[d]) for d in FLOOR_DIMS)):
+        at = {d: coords[d][i] for d, i in zip(FLOOR_DIMS, idx, strict=True)}
+        if at["ste"] not in runs["ste"].values.tolist():
+            continue
+        w = runs.sel(at).transpose(..., "feature").values.reshape(-1, w_star.size)
+        w = w[np.all(np.isfinite(w), axis=1)]
+        listed = np.flatnonzero(np.all(np.isfinite(fp_w[idx]), axis=1))
+        if not len(w) or not len(listed):
+            continue
+        nearest = {int(listed[np.argmin(rvscgd.orbit_distances(w_star, fp_w[idx][listed], x)[0])]) for x in w}
+        out[idx] = nearest
+    return out
+
+
+def _predict(config, data, limits, batch_sizes, label_noises, nearest=None) -> xr.Dataset:
     fcfg = floor_config(config)
     q = float(fcfg["quantile"])
     n, k = int(data.attrs["n"]), int(data.attrs["k"])
@@ -172,6 +207,8 @@ def _predict(config, data, limits, batch_sizes, label_noises) -> xr.Dataset:
             cross[idx + (s_i,)] = _crossover(bs, [p[2] for p in parts], [p[3] for p in parts])
             # The other listed stable points: a run may end at any of them (l0), each with its own floor.
             for j in np.flatnonzero(listed & ~at_bar):
+                if nearest is not None and j not in nearest.get(idx, ()):
+                    continue  # no run ended nearest it: the match never reads its floor
                 point = fp_w[idx][j]
                 c = rvscgd.coarse_constant(k, ste)
                 args = (k, c, float(lam_eff), float(beta), penalty, float(eta), sigma, ste, a, 0)

@@ -194,3 +194,34 @@ def test_floor_disabled_matches_by_the_tolerance_and_says_so(cell):
     assert np.all(rule[~applicable] == FLOOR_RULES["not_applicable"])
     assert "floor_quantile" not in ds["limit_kind"].attrs
     assert "floor_mean_sq" in ds  # the floor variables are still written
+
+
+def test_floors_only_at_the_nearest_points_give_the_same_matches():
+    """With the runs' final weights, the floor of a listed point other than
+    w_bar is predicted only where some run ended nearest it (the only floor
+    the match reads, ``match_runs``): the matches, rules and distances are
+    those of the full prediction, and there are fewer predicted points.
+    Default grid's l0 at n = 32 (many listed points), one seed."""
+    config = load(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    config["grid"].update(method=["rvscgd"], ste=["relu"], normalise=[True])
+    config["empirical"]["batch_size"] = [64]
+    data = g.make_data_cell(config, 32, 4, 0)
+    limits = g.predict_limits_cell(config, data)
+    train = g.train_cell(config, "empirical", data, limits, floor=False)
+    full = predict_floor_cell(config, data, limits, [64], [0.0])
+    near = predict_floor_cell(config, data, limits, [64], [0.0], finals=train["w_final"])
+    full_pts = int(np.isfinite(full["fp_floor_match_distance"]).sum())
+    near_pts = int(np.isfinite(near["fp_floor_match_distance"]).sum())
+    assert near_pts < full_pts  # it saves work here...
+    computed = np.isfinite(near["fp_floor_match_distance"])
+    xr_equal = full["fp_floor_match_distance"].where(computed).equals(near["fp_floor_match_distance"])
+    assert xr_equal  # ...and where it predicts, it predicts the same numbers
+    matches = []
+    for fl in (full, near):
+        t = train.copy()
+        for name, var in fl.isel(label_noise=0, drop=True).data_vars.items():
+            t[name] = var
+        floor = t["fp_floor_match_distance"].where(t["fp_floor_hops"] == 0)
+        matches.append(match_runs(t, data, limits, 0.05, floor=floor))
+    for key in ("limit_kind", "limit_index", "limit_match_rule", "limit_distance"):
+        np.testing.assert_array_equal(matches[0][key], matches[1][key], err_msg=key)

@@ -298,7 +298,7 @@ def train_cell(
     if mode == "empirical" and sampling == "fresh" and floor:
         # The predicted noise floor the match uses (study.floor; fresh minibatches only).
         sigmas = ds["label_noise"].values if "label_noise" in ds.dims else [0.0]
-        floor = predict_floor_cell(config, data, limits, ds["batch_size"].values, sigmas)
+        floor = predict_floor_cell(config, data, limits, ds["batch_size"].values, sigmas, finals=ds["w_final"])
         if "label_noise" not in ds.dims:
             floor = floor.isel(label_noise=0, drop=True)
         for name, var in floor.data_vars.items():
@@ -686,10 +686,10 @@ def plan_rows(config: dict, fraction: float, compare_direct: bool = False) -> li
                 full_steps = run_steps(config, mode, k)
                 short[mode]["max_steps"] = max(10, int(full_steps * fraction))
                 short[mode].pop("contraction_times", None)  # the cut step count, whatever the budget
-                floor_s = _floor_cost(config, mode, data, limits)
                 t0 = time.process_time()
-                train_cell(short, mode, data, limits, floor=False)
+                trained = train_cell(short, mode, data, limits, floor=False)
                 elapsed = time.process_time() - t0
+                floor_s = _floor_cost(config, mode, data, limits, trained["w_final"])
                 # The floor prediction is a fixed cost per cell (timed apart): the steps scale, it does not.
                 row[f"{mode}_s"] = elapsed * full_steps / short[mode]["max_steps"] + floor_s
                 if floor_s:
@@ -719,13 +719,14 @@ def plan_rows(config: dict, fraction: float, compare_direct: bool = False) -> li
     return rows
 
 
-def _floor_cost(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset) -> float:
+def _floor_cost(config: dict, mode: str, data: xr.Dataset, limits: xr.Dataset, finals: xr.DataArray) -> float:
     """CPU seconds of the cell's noise-floor prediction (what ``train_cell`` adds
-    in empirical mode with fresh minibatches, whatever its step count); 0 otherwise."""
+    in empirical mode with fresh minibatches, whatever its step count; at the
+    points nearest the timed runs' ``finals``, as there); 0 otherwise."""
     if mode != "empirical" or config["empirical"]["sampling"] != "fresh":
         return 0.0
     t0 = time.process_time()
-    predict_floor_cell(config, data, limits, config["empirical"]["batch_size"], [0.0])
+    predict_floor_cell(config, data, limits, config["empirical"]["batch_size"], [0.0], finals=finals)
     return time.process_time() - t0
 
 
