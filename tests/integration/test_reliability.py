@@ -41,6 +41,7 @@ STUDY_DATASETS = [
     "results/datasets/two_layer.nc",
     "results/datasets/digits.nc",
     "results/datasets/basins.nc",
+    "results/datasets/label_noise.nc",
 ]
 
 
@@ -722,7 +723,7 @@ def test_cores_and_directory_do_not_change_a_bit(tiny_study, tmp_path):
     work = copy_project(tmp_path / "elsewhere" / "deeper" / "study")
     run_snakemake(work, "--cores", "1", *STUDY_DATASETS)
     files = netcdf_files(tiny_study)
-    assert {Path(f).parts[1] for f in files} == {"gaussian", "datasets", "two_layer", "digits", "basins"}
+    assert {Path(f).parts[1] for f in files} == {"gaussian", "datasets", "two_layer", "digits", "basins", "label_noise"}
     assert_same_data(tiny_study, work, files=files)
     # No path of either directory in any file (provenance holds none), and BLAS ran on one thread.
     for rel in files:

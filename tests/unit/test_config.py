@@ -74,6 +74,7 @@ def test_every_semantic_and_figure_problem_at_once(tiny):
     tiny["figures"]["tradeoff"] = {"mode": "empirical"}
     assert refused(tiny) == [
         "teacher.sparsity = 20: more nonzeros than n = 8 features (dims.n = [8, 12]); s must be <= n",
+        "label_noise.n = [8]: teacher.sparsity = 20 gives more nonzeros than n = 8",
         "basins.n = [8]: teacher.sparsity = 20 gives more nonzeros than n = 8",
         "figures.slice.beta = 0.3: not in grid.beta = [0.02]",  # once, though every sliced figure uses it
         "figures.convergence.lam[1] = 0.3: not in grid.lam = [0, 0.01, 0.05]",

@@ -13,7 +13,7 @@ def problems(config: dict) -> list[str]:
 
 
 def _figure_problems(config: dict, name: str, params: dict) -> list[str]:
-    """The figure's lam and slice refer to the label_noise block, not the one-layer grid.
+    """The figure's lam refers to the label_noise block, not the one-layer grid (the block is its slice).
     With the block off the figure has no dataset and is not made (as every such figure)."""
     block = config["label_noise"]
     if not block["enabled"]:
@@ -22,11 +22,6 @@ def _figure_problems(config: dict, name: str, params: dict) -> list[str]:
     lam = params.get("lam")
     if lam is not None and not any(lam == g for g in block["grid"]["lam"]):
         problems.append(f"figures.{name}.lam = {lam!r}: not in label_noise.grid.lam = {block['grid']['lam']}")
-    for dim, value in params.get("slice", {}).items():
-        grid = block.get(dim, block["grid"].get(dim))
-        if grid is not None and not any(value == g for g in grid):
-            key = f"label_noise.{dim}" if dim in block else f"label_noise.grid.{dim}"
-            problems.append(f"figures.{name}.slice.{dim} = {value!r}: not in {key} = {grid}")
     return problems
 
 
