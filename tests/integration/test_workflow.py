@@ -80,7 +80,7 @@ def test_population_runs_reach_a_fixed_point(tiny_study):
     assert len(cells) == ds.sizes["n"] * ds.sizes["k"] * ds.sizes["seed"]
     for path in cells:
         train = xr.open_dataset(path).sel({"method": "rvscgd"})
-        ws = xr.open_dataset(tiny_study / "results" / "data" / path.name).w_star
+        ws = xr.open_dataset(tiny_study / "results" / "gaussian" / "data" / path.name).w_star
         at = {d: int(train.attrs[d]) for d in ("n", "k", "seed")}
         ok = train.status == 0
         assert bool((ok == conv.sel(at)).all())
