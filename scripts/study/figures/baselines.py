@@ -11,7 +11,7 @@ from study import style
 
 from .draw import slice_text
 from .select import lam_units, lam_values, modes, penalties, resolve
-from .stats import converged, diverged_note, steps_to_reach, tidy
+from .stats import at_run_end, converged, diverged_note, steps_to_reach, tidy
 
 METHOD_LABEL = {
     "rvscgd": "RVSCGD",
@@ -35,7 +35,7 @@ ROWS = ("angle", "exact", "steps", "nonzeros")
 
 def settle_steps(angle_w: xr.DataArray) -> xr.DataArray:
     """Steps until |theta(w^t) - theta(w^T)| <= SETTLE |theta(w^0) - theta(w^T)|."""
-    final = angle_w.isel(step=-1)
+    final = at_run_end(angle_w, angle_w)
     gap = np.abs(angle_w - final) / np.abs(angle_w.isel(step=0) - final)
     return steps_to_reach(gap, SETTLE)
 

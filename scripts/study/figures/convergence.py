@@ -8,7 +8,7 @@ from study import style
 
 from .draw import join, lam_handles, slice_text, trace
 from .select import lam_units, lam_values, modes, penalties, resolve
-from .stats import diverged_note, u_zero_count
+from .stats import at_run_end, diverged_note, u_zero_count
 
 
 def draw(
@@ -50,7 +50,7 @@ def draw(
                     trace(ax, r[q], r["status"], colors[x], ls="--" if x == 0 else "-")
                 notes = [diverged_note(runs["status"])]
                 if q == "angle_u":
-                    u0 = u_zero_count(runs[q].isel(step=-1), runs["status"])
+                    u0 = u_zero_count(at_run_end(runs[q], runs["angle_w"]), runs["status"])
                     if u0:
                         notes.append(f"{u0} runs end with $u=0$\n(angle undefined)")
                 style.note(ax, join(*notes))

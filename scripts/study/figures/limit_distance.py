@@ -9,7 +9,7 @@ from study import style
 
 from .draw import line_handle, penalty_handles, seed_points, slice_text, trace
 from .select import lam_units, middle_lam, modes, need_limit_slice, penalties, resolve
-from .stats import diverged, diverged_note, floor_ratio, mean_sq_floor, outside_band, seed_stats
+from .stats import diverged, diverged_note, floor_ratio, mean_sq_floor, outside_band, run_end, seed_stats
 
 
 def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
@@ -55,7 +55,7 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
                             pred = rb["floor_mean_sq"]
                             theory[(p, int(b))] = np.sqrt(pred)
                             level = float(np.sqrt(pred.mean()))
-                            t_end = float(rb["step"].max())
+                            t_end = float(run_end(rb["dist_wbar"]).max())
                             if np.isfinite(level):  # over the stationary part the floor is measured on
                                 ax.hlines(level, t_end / 2, 4 * t_end, color=bcolors[int(b)], ls="--", lw=1.1, zorder=4)
                             ratios[f"{style.PENALTY_LABEL[p]}, B={int(b)}"] = floor_ratio(ms, pred)
@@ -109,6 +109,10 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
             ax.set_ylabel(r"RMS floor of $\|w^t - \bar w\|$")
             ax.set_title("empirical noise floor")
             handles += penalty_handles(pens, marker=True)
-        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=len(handles) if len(handles) <= 5 else (len(handles) + 1) // 2,
+        )
         fig.suptitle("\n".join(sel_text), fontsize=7)
     return fig
