@@ -21,8 +21,10 @@ for _name in FIGURES:
         localrule: True
         conda:
             "../envs/study.yaml"
+        # Measured peaks: 0.6 GB at most on the paper study with 4 seeds (2026-12-07);
+        # a dataset grows with the seeds, so 20 seeds may need about 2 GB.
         resources:
-            mem_mb=1500,
+            mem_mb=2500,
             runtime=10,
         params:
             name=_name,
