@@ -21,7 +21,7 @@ for _name in FIGURES:
         localrule: True
         conda:
             "../envs/study.yaml"
-        # Measured peaks: 0.6 GB at most on the paper study with 4 seeds (2026-12-07);
+        # Measured peaks: 0.6 GB at most on the paper study with 4 seeds (docs/measurements.md);
         # a dataset grows with the seeds, so 20 seeds may need about 2 GB.
         resources:
             mem_mb=2500,
