@@ -515,13 +515,19 @@ def assert_no_half_written_outputs(workdir: Path) -> None:
         open_checked(f)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+# An open defect, not a pass: in 3 of 3 clean-clone CI runs on 2026-12-07 the two held
+# training jobs neither handled the SIGINT nor removed their temporary files within 120 s
+# (alone, outside CI, the test passed twice). Cause not found; issue 23's closing note has
+# what was seen. Not strict, so a pass is reported as XPASS.
+SIGINT_OPEN = pytest.mark.xfail(reason="held jobs outlive SIGINT in CI (open: see issue 23's note)", strict=False)
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, pytest.param(signal.SIGINT, marks=SIGINT_OPEN)], ids=["SIGKILL", "SIGINT"]
+)
 def test_interrupted_study_resumes_bit_identical(tiny_study, tmp_path, sig):
     work = copy_project(tmp_path / "study")
-    # The training stage and what depends on it (figures: guarantee 4), without the label-noise
-    # slice: with it in the DAG the SIGINT variant hung past its 120 s guard in 2 of 2 loaded CI
-    # runs (cause not found yet; the closing note of issue 23 says what was seen).
-    targets = tuple(d for d in STUDY_DATASETS if "label_noise" not in d)
+    targets = tuple(STUDY_DATASETS)  # the training stage and what depends on it (figures: guarantee 4)
     interrupt_mid_training(work, tmp_path / "gate", sig, *targets)
     assert_no_half_written_outputs(work)
     left = list((work / "results").rglob(".*.tmp-*"))
@@ -531,7 +537,7 @@ def test_interrupted_study_resumes_bit_identical(tiny_study, tmp_path, sig):
     if sig == signal.SIGKILL:
         assert "Removed a stale Snakemake lock" in output(proc)
     assert not list((work / "results").rglob(".*.tmp-*")), "a temporary file survived the rerun"
-    assert_same_data(tiny_study, work, files=[f for f in netcdf_files(tiny_study) if "label_noise" not in f])
+    assert_same_data(tiny_study, work, files=netcdf_files(tiny_study))
     assert "Nothing to be done" in output(run_snakemake(work, "--dry-run", "--cores", "2", *targets))
 
 
