@@ -226,6 +226,7 @@ def test_one_layer_datasets_identical_with_and_without_two_layer():
     from study.inprocess import build_datasets
 
     on = _tiny_config()
+    on["label_noise"]["enabled"] = False  # its own slice and dataset; the two are compared here
     off = copy.deepcopy(on)
     off["two_layer"]["enabled"] = False
     with_two = build_datasets(on)
