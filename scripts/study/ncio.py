@@ -22,8 +22,8 @@ import xarray as xr
 # Global attribute holding the sha256 of a file's decoded content (see content_digest).
 DIGEST_ATTR = "content_sha256"
 # Tests only: a directory that makes every write wait, its temporary file complete,
-# before the rename into place, until the test creates `<key>.go` there (see
-# _hold). It freezes a run at a known point; nothing else should set it.
+# before the rename into place, until the test creates `<key>.go` there, the
+# key being the path from the working directory with `__` for `/` (see _hold). It freezes a run at a known point; nothing else should set it.
 HOLD_ENV = "STUDY_HOLD_WRITES"
 # Largest uncompressed chunk of a stored variable. Every stage reads its inputs
 # whole, so a variable is one chunk up to this size; netCDF's own default cut
@@ -198,7 +198,7 @@ def _hold(path: Path) -> None:
     gate = os.environ.get(HOLD_ENV)
     if not gate:
         return
-    key = f"{path.parent.name}__{path.name}"
+    key = "__".join(Path(os.path.relpath(path)).parts)  # the whole path: experiments share file names
     gc.collect()  # finalize what the write left behind now, not during the wait
     gc.disable()
     try:
