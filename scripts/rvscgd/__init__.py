@@ -36,7 +36,7 @@ from .engine import (
     prune_to,
     train,
 )
-from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points, orbit_distances
+from .fixed_points import Continuum, FixedPoint, FixedPoints, fixed_points, nearest_listed, orbit_distances
 from .limit import Limit, LimitSearch, predicted_limit
 from .model import (
     STES,
@@ -93,6 +93,7 @@ __all__ = [
     "forward",
     "keep_largest",
     "linear_rate",
+    "nearest_listed",
     "orbit_distances",
     "log_record_steps",
     "prune_to",

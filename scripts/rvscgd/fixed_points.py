@@ -855,4 +855,18 @@ def orbit_distances(w_star, points, w):
     return np.linalg.norm(out - w, axis=1), out
 
 
-__all__ = ["Continuum", "FixedPoint", "FixedPoints", "fixed_points", "orbit_distances"]
+def nearest_listed(w_star, points, w):
+    """The point of ``points`` (P, n) whose orbit is nearest ``w`` (n,), rows
+    with a NaN standing for no point (a padded list): its index (the first on
+    a tie; 0 with no point listed), the distances (P,) to every orbit (inf
+    where none) and the nearest member of each (P, n; NaN where none)."""
+    P = np.atleast_2d(np.asarray(points, dtype=float))
+    listed = np.all(np.isfinite(P), axis=1)
+    dist = np.full(P.shape[0], np.inf)
+    oriented = np.full(P.shape, np.nan)
+    if listed.any():
+        dist[listed], oriented[listed] = orbit_distances(w_star, P[listed], w)
+    return int(np.argmin(dist)), dist, oriented
+
+
+__all__ = ["Continuum", "FixedPoint", "FixedPoints", "fixed_points", "nearest_listed", "orbit_distances"]

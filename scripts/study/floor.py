@@ -101,7 +101,7 @@ def predict_floor_cell(
 
 def nearest_points(data: xr.Dataset, limits: xr.Dataset, finals: xr.DataArray | None) -> dict | None:
     """{setting index over FLOOR_DIMS: listed points nearest some run's final w}
-    (orbit distance, over every listed point, as ``match_runs`` takes it), for
+    (``rvscgd.nearest_listed``, as ``match_runs`` takes it), for
     the method's runs (rvscgd, normalised) of ``finals``; None without ``finals``."""
     if finals is None:
         return None
@@ -117,11 +117,9 @@ def nearest_points(data: xr.Dataset, limits: xr.Dataset, finals: xr.DataArray | 
             continue
         w = runs.sel(at).transpose(..., "feature").values.reshape(-1, w_star.size)
         w = w[np.all(np.isfinite(w), axis=1)]
-        listed = np.flatnonzero(np.all(np.isfinite(fp_w[idx]), axis=1))
-        if not len(w) or not len(listed):
+        if not len(w) or not np.all(np.isfinite(fp_w[idx]), axis=1).any():
             continue
-        nearest = {int(listed[np.argmin(rvscgd.orbit_distances(w_star, fp_w[idx][listed], x)[0])]) for x in w}
-        out[idx] = nearest
+        out[idx] = {rvscgd.nearest_listed(w_star, fp_w[idx], x)[0] for x in w}
     return out
 
 
@@ -311,11 +309,3 @@ def _predict(config, data, limits, batch_sizes, label_noises, nearest=None) -> x
         },
     )
     return ds
-
-
-def stationary_mean_sq(dist: xr.DataArray, max_steps: int) -> xr.DataArray:
-    """The measured noise floor of each run: the time average of ``dist_wbar^2``
-    over the recorded steps of the run's second half (``t >= max_steps / 2``),
-    the stationary part once the transient has decayed (rho^(T/2) << the floor)."""
-    late = dist["step"] >= max_steps / 2
-    return (dist.where(late, drop=True) ** 2).mean("step")

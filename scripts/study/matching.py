@@ -196,10 +196,7 @@ def match_runs(
             best_i = int(np.argmin(np.where(stable, d_w, np.inf)))
         for pos in positions:
             w = W[pos]
-            d_pts = np.full(pts.shape[0], np.inf)
-            oriented = np.full(pts.shape, np.nan)
-            if listed.any():
-                d_pts[listed], oriented[listed] = rvscgd.orbit_distances(w_star, pts[listed], w)
+            i, d_pts, oriented = rvscgd.nearest_listed(w_star, pts, w)
             d_cont = np.inf
             if size_min > 0:
                 kept = off & (np.abs(w) > float(lim["cont_threshold"]))
@@ -207,7 +204,6 @@ def match_runs(
                     proj = lim["cont_base"].copy()
                     proj[kept] = w[kept] * float(lim["cont_radius"]) / np.linalg.norm(w[kept])
                     d_cont = float(np.linalg.norm(w - proj))
-            i = int(np.argmin(d_pts))
             # lam = 0 thresholds nothing: the support of u is then that of w, rounding included.
             same_support = bool(np.isfinite(d_pts[i])) and (
                 thr == 0 or np.array_equal(uf[pos] != 0, np.abs(oriented[i]) > thr)

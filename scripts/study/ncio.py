@@ -23,7 +23,8 @@ import xarray as xr
 DIGEST_ATTR = "content_sha256"
 # Tests only: a directory that makes every write wait, its temporary file complete,
 # before the rename into place, until the test creates `<key>.go` there, the
-# key being the path from the working directory with `__` for `/` (see _hold). It freezes a run at a known point; nothing else should set it.
+# key being the path from the working directory with `__` for `/` (see _hold).
+# It freezes a run at a known point; nothing else should set it.
 HOLD_ENV = "STUDY_HOLD_WRITES"
 # Largest uncompressed chunk of a stored variable. Every stage reads its inputs
 # whole, so a variable is one chunk up to this size; netCDF's own default cut

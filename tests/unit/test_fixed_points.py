@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+import rvscgd
 from rvscgd import coarse_constant, fixed_points, make_runs, make_teacher, predicted_limit, prox, train
 from rvscgd.fixed_points import NEUTRAL
 from rvscgd.limit import random_starts
@@ -354,3 +355,23 @@ def test_neutral_margin_is_used(w_star):
     fp = fixed_points(w_star, K, 0.1 * C, 4.0 * C, "l0")
     for p in fp:
         assert p.stable == (p.spectral_radius < 1 - NEUTRAL)
+
+
+def test_nearest_listed_skips_padding_and_takes_the_nearest_orbit():
+    """Rows with a NaN are no point: never chosen, at distance inf. The index
+    is the nearest orbit's, by brute force over the listed rows' orbits."""
+    rng = np.random.default_rng(5)
+    w_star = np.array([0.6, -0.6, 0.5, 0.0, 0.0, 0.0])
+    w_star /= np.linalg.norm(w_star)
+    points = rng.standard_normal((5, 6))
+    points[[1, 3]] = np.nan
+    for _ in range(20):
+        w = rng.standard_normal(6)
+        i, dist, oriented = rvscgd.nearest_listed(w_star, points, w)
+        assert np.isinf(dist[[1, 3]]).all() and np.isnan(oriented[[1, 3]]).all()
+        listed = [0, 2, 4]
+        brute = [rvscgd.orbit_distances(w_star, points[[j]], w)[0][0] for j in listed]
+        assert i == listed[int(np.argmin(brute))]
+        np.testing.assert_array_equal(dist[listed], brute)
+    i, dist, _ = rvscgd.nearest_listed(w_star, np.full((3, 6), np.nan), w_star)
+    assert i == 0 and np.isinf(dist).all()

@@ -195,3 +195,23 @@ def test_noise_floor_figure_renders_the_sigma_axis(tmp_path):
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.2", "0.5"]
     assert len(ax.lines) >= 1 and len(ax.lines[0].get_xdata()) == 3
+
+
+def test_slice_depends_on_the_empirical_block_only_through_its_keys():
+    """The slice's cells read the one-layer `empirical` block only through
+    `EMPIRICAL_KEYS`, the part its train rule depends on (DEPENDS_ON): a cell
+    trained with every other key of that block changed is identical, and a
+    change to a listed key changes the dependency (so it retrains)."""
+    from study.experiments import DEPENDS_ON, label_noise
+    from study.experiments.label_noise_checks import EMPIRICAL_KEYS
+
+    cfg = _config([0.0, 0.3])
+    other = copy.deepcopy(cfg)
+    other["empirical"].update(enabled=False, sampling="fixed", batch_size=[7], train_size=3)
+    assert set(other["empirical"]) - set(EMPIRICAL_KEYS) == {"enabled", "sampling", "batch_size", "train_size"}
+    assert DEPENDS_ON["label_noise"](other) == DEPENDS_ON["label_noise"](cfg)
+    xr.testing.assert_identical(label_noise.train_cell(other, 8, 4, 0), label_noise.train_cell(cfg, 8, 4, 0))
+    for key in EMPIRICAL_KEYS:
+        changed = copy.deepcopy(cfg)
+        changed["empirical"][key] = "changed"
+        assert DEPENDS_ON["label_noise"](changed) != DEPENDS_ON["label_noise"](cfg), key

@@ -14,8 +14,9 @@ import pytest
 
 import rvscgd
 from study.experiments import gaussian
-from study.floor import predict_floor_cell, stationary_mean_sq
+from study.floor import predict_floor_cell
 from study.inprocess import load_config
+from study.stationary import mean_sq_floor
 from study.units import empirical_steps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +88,7 @@ def test_cells_of_different_budgets_stack_on_one_step_axis():
 @pytest.mark.parametrize("n, k", [(32, 4), (64, 8)])
 def test_the_default_budget_outlasts_the_transient(n, k):
     """The measured floor is the average of ||w^t - w_bar||^2 over the
-    recorded steps of a run's second half (``stationary_mean_sq``). Its bias
+    recorded steps of a run's second half (``study.stationary.mean_sq_floor``). Its bias
     from the approach to the limit is that same average for the noise-free
     run (population mode: the deterministic part of the dynamics). At the
     default budget it must be below 5% of the smallest predicted floor
@@ -109,7 +110,7 @@ def test_the_default_budget_outlasts_the_transient(n, k):
         ds = gaussian.train_cell(short, "population", data, limits)["dist_wbar"]
         return ds.squeeze(["method", "ste", "normalise"], drop=True)
 
-    bias = stationary_mean_sq(population(budget, 0.0), budget)
+    bias = mean_sq_floor(population(budget, 0.0), budget)
     at_w_bar = population(50 * budget, 1e-13).isel(step=-1) < 1e-6
     predicted = floor.squeeze("ste", drop=True)
     checked = predicted.notnull() & at_w_bar

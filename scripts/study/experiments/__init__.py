@@ -95,7 +95,7 @@ DEPENDS_ON = {
     "label_noise": lambda config: (
         *_shared(config),
         config["label_noise"],
-        config["empirical"],
+        {key: config["empirical"][key] for key in checks("label_noise").EMPIRICAL_KEYS},
         config["limit"],
         config["trace_points"],
     ),

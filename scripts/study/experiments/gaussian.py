@@ -16,7 +16,7 @@ import xarray as xr
 import rvscgd
 from rvscgd.engine import resolve_sampler
 
-from ..floor import floor_config, predict_floor_cell, stationary_mean_sq
+from ..floor import floor_config, predict_floor_cell
 from ..grid import MODES, RUN_DIMS, cells, run_coords, teacher_sparsity, trained_runs
 from ..labels import SUPPORT_LONG_NAMES, TRACE_ANGLES, TRACE_SPARSITY, set_long_names, status_attrs
 from ..matching import (
@@ -33,6 +33,7 @@ from ..matching import (
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells, stack_ragged
+from ..stationary import mean_sq_floor
 from ..units import contraction_time, empirical_steps, eta_effective, lam_attrs, lam_effective
 
 LIMIT_DIMS = ("penalty", "lam", "beta", "eta", "ste")
@@ -445,7 +446,7 @@ def cell_dataset(
         rule = m["limit_match_rule"]
         ds["limit_match_rule"] = (dims, rule, limit_match_rule_attrs())
         if "floor_mean_sq" in train:
-            ds["floor_measured_mean_sq"] = stationary_mean_sq(train["dist_wbar"], max_steps)
+            ds["floor_measured_mean_sq"] = mean_sq_floor(train["dist_wbar"], max_steps)
             ds["floor_measured_mean_sq"].attrs = {
                 "long_name": "measured noise floor: time average of ||w^t - w_bar||^2 over the recorded steps "
                 "of the run's second half",

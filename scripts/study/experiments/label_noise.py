@@ -23,6 +23,7 @@ import xarray as xr
 from ..grid import block_cells
 from ..seeds import PURPOSE as PURPOSE
 from . import gaussian
+from .label_noise_checks import EMPIRICAL_KEYS
 
 LABEL = "label-noise"  # in study.plan's job count
 REQUIRED = {"train": (("dist_wbar", "status", "floor_mean_sq"), ("step", "batch_size"))}
@@ -50,7 +51,13 @@ def as_grid(config: dict) -> dict:
         ste=["relu"],
         normalise=[True],
     )
-    out["empirical"].update(sampling="fresh", batch_size=list(c["batch_size"]))
+    out["empirical"] = {
+        **{key: config["empirical"][key] for key in EMPIRICAL_KEYS},
+        "enabled": True,
+        "sampling": "fresh",
+        "batch_size": list(c["batch_size"]),
+        "train_size": None,  # fresh minibatches: no training set
+    }
     return out
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from ..config import sparsity_fits
 
+# What the slice takes from the one-layer `empirical` block: its step budget,
+# stopping and sampling speed knobs. Its sampling (fresh) and batch sizes are
+# its own; these keys alone are its cells' dependency on that block.
+EMPIRICAL_KEYS = ("max_steps", "contraction_times", "tol", "precision", "sampler")
+
 
 def problems(config: dict) -> list[str]:
     """An enabled block: dimensions that hold the teacher."""

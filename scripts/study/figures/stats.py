@@ -19,6 +19,8 @@ import xarray as xr
 from rvscgd import STATUS, coarse_constant
 from rvscgd.theory import error_bound
 
+from ..stationary import mean_sq_floor as mean_sq_floor  # one definition: the datasets' measured floor
+from ..stationary import run_end as run_end
 from ..vectors import vector_angle as vector_angle  # one definition: the datasets' summaries use it too
 
 CONVERGED = STATUS.index("converged")
@@ -107,30 +109,10 @@ def u_zero_count(angle: xr.DataArray, status: xr.DataArray) -> int:
     return int((angle.isnull() & ~diverged(status)).sum())
 
 
-def run_end(trace: xr.DataArray) -> xr.DataArray:
-    """Each run's last recorded step: where ``trace`` (a trace finite until
-    then: angle_w, loss, dist_wbar) last is. Empirical runs of a k with a
-    shorter step budget end before the step axis does (NaN beyond)."""
-    return trace["step"].where(trace.notnull()).max("step")
-
-
 def at_run_end(da: xr.DataArray, ref: xr.DataArray) -> xr.DataArray:
     """``da`` at each run's last recorded step (``run_end`` of ``ref``); NaN where
     ``da`` is NaN there (angle_u of a run ending at u = 0)."""
     return da.where(da["step"] == run_end(ref)).max("step")
-
-
-def noise_floor(dist: xr.DataArray) -> xr.DataArray:
-    """Noise floor of ||w^t - w_bar||: the mean over the recorded steps in the
-    second half of each run (t >= its last step / 2)."""
-    return dist.where(dist["step"] >= run_end(dist) / 2).mean("step")
-
-
-def mean_sq_floor(dist: xr.DataArray) -> xr.DataArray:
-    """Measured noise floor as a mean square, the counterpart of the predicted
-    ``floor_mean_sq``: the time average of ``dist^2`` over the recorded steps in
-    the second half of each run (t >= its last step / 2: ``study.floor.stationary_mean_sq``)."""
-    return (dist**2).where(dist["step"] >= run_end(dist) / 2).mean("step")
 
 
 # The agreement band of measured over predicted E||w - w_bar||^2 (issue 21's target).
