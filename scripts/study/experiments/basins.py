@@ -28,9 +28,10 @@ import xarray as xr
 import rvscgd
 from rvscgd import theory
 
+from ..floor import floor_config, predict_floor_cell
 from ..grid import MODES, block_cells
 from ..labels import label_cell_grid, set_long_names, status_attrs
-from ..matching import limit_kind_attrs, match_runs, support_metrics
+from ..matching import limit_kind_attrs, limit_match_rule_attrs, match_runs, support_metrics
 from ..seeds import PURPOSE as PURPOSE
 from ..seeds import rng, seed_sequence
 from ..stacking import sort_grid, stack_cells
@@ -161,7 +162,10 @@ def train_cell(config: dict, n: int, k: int, seed: int, threads: int = 1) -> xr.
             record_steps=np.array([0]),  # outcomes only: no traces
             **kwargs,
         )
-        parts.append(_setting_dataset(res, shape, coords, n, data, limits, config["limit"]["match_tol"][mode]))
+        tol = config["limit"]["match_tol"][mode]
+        w_final = xr.DataArray(res.w_final.reshape(shape + (n,)), dims=(*RUN_DIMS, "feature"), coords=coords)
+        floor = _match_floor(config, data, limits, w_final, B) if mode == "empirical" else None
+        parts.append(_setting_dataset(res, shape, coords, n, data, limits, tol, floor))
         if mode == "empirical":
             sampler = res.extra["sampler"]  # how the inputs were drawn (engine "auto": by n and the run count)
     labels = [setting_label(m, b) for m, b in settings(config)]
@@ -209,7 +213,20 @@ def _regions(config, w_star, k, coords, limits) -> np.ndarray:
     return out
 
 
-def _setting_dataset(res, shape, coords, n, data, limits, tol) -> xr.Dataset:
+def _match_floor(config, data, limits, w_final: xr.DataArray, batch_size: int) -> xr.DataArray | None:
+    """The match distance of the empirical runs at ``batch_size``: each listed
+    point's predicted noise-floor quantile (``study.floor``), as the one-layer
+    study matches its runs (``gaussian.cell_dataset``); None with the floor off
+    (``limit.match_tol`` alone)."""
+    if not floor_config(config)["enabled"]:
+        return None
+    finals = w_final.expand_dims(ste=[STE], normalise=[NORMALISE])
+    fl = predict_floor_cell(config, data, limits, [batch_size], [0.0], finals=finals)
+    fl = fl.isel(batch_size=0, label_noise=0, drop=True)
+    return fl["fp_floor_match_distance"].where(fl["fp_floor_hops"] == 0)
+
+
+def _setting_dataset(res, shape, coords, n, data, limits, tol, floor=None) -> xr.Dataset:
     dims = RUN_DIMS
     ds = xr.Dataset(
         {
@@ -221,11 +238,13 @@ def _setting_dataset(res, shape, coords, n, data, limits, tol) -> xr.Dataset:
         coords={"start": np.arange(shape[0]), **{d: coords[d] for d in GRID_DIMS}},
     )
     # match_runs reads the STE and the normalisation from the run's coordinates.
-    m = match_runs(ds.expand_dims(ste=[STE], normalise=[NORMALISE]), data, limits, tol)
+    m = match_runs(ds.expand_dims(ste=[STE], normalise=[NORMALISE]), data, limits, tol, floor=floor)
     mdims = m.pop("dims")
     kind = xr.DataArray(m["limit_kind"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
     best = xr.DataArray(m["limit_best"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
+    rule = xr.DataArray(m["limit_match_rule"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
     ds["limit_kind"] = (kind.dims, kind.values, limit_kind_attrs(tol))
+    ds["limit_match_rule"] = (rule.dims, rule.values, limit_match_rule_attrs())
     valid = ds["u_final"].notnull().all("feature")
     ds["reached_best"] = xr.DataArray(best.values.astype(float), dims=best.dims).where(valid.values)
     w_star = xr.DataArray(data["w_star"].values, dims="feature")
