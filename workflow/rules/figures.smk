@@ -21,10 +21,10 @@ for _name in FIGURES:
         localrule: True
         conda:
             "../envs/study.yaml"
-        # Measured peaks: 0.6 GB at most on the paper study with 4 seeds (docs/measurements.md);
-        # a dataset grows with the seeds, so 20 seeds may need about 2 GB.
+        # Measured peaks (max_rss): 0.6 GB at most on the paper study, with 4 seeds as with 20
+        # (a figure reads the datasets lazily, a slice at a time).
         resources:
-            mem_mb=2500,
+            mem_mb=1500,
             runtime=10,
         params:
             name=_name,

@@ -82,6 +82,10 @@ rule aggregate_gaussian:
     localrule: True
     conda:
         "../envs/study.yaml"
+    # Measured peaks (max_rss) on config/paper.yaml with 20 seeds: empirical 3.0 GB,
+    # population 1.4 GB; they grow with the seeds (docs/performance.md).
+    resources:
+        mem_mb=4000,
     params:
         experiment="gaussian",
         dataset=lambda wc: wc.mode,

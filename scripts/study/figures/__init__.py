@@ -30,9 +30,10 @@ Modules:
 - ``compare``: traces along one dimension, one colour per value.
 
 Seaborn draws the statistical layers, on tidy frames: ``sns.lineplot`` with
-``errorbar=("pi", 95)`` for every trace with its band over seeds and, with
-``err_style="bars"``, for means with error bars at numeric (dodged)
-positions; ``sns.scatterplot``, ``sns.stripplot`` and ``sns.heatmap``.
+``errorbar=("pi", 95)`` for every trace with its band over seeds, and for
+the means at numeric (dodged) positions whose band is drawn as a bar (by
+matplotlib: the band need not hold the mean); ``sns.scatterplot``,
+``sns.stripplot`` and ``sns.heatmap``.
 Matplotlib stays where seaborn has no such plot: the theory overlays, the
 trade-off curves (both coordinates of a point are means over seeds), stacked
 bars, notes, legends (one per figure, built from handles) and log axes with

@@ -201,13 +201,19 @@ def frac(density: xr.DataArray) -> str:
 
 def seed_points(ax, da: xr.DataArray, along: str, x, color, marker, ls="-", lw=1.0):
     """Mean over seeds of ``da`` (dims seed, ``along``) at positions ``x`` (one
-    per value of ``along``: numeric, may be dodged) with the 95% band as error
-    bars, joined by a line (seaborn ``lineplot``, ``err_style="bars"``)."""
+    per value of ``along``: numeric, may be dodged), joined by a line (seaborn
+    ``lineplot``), with the 95% band (``BAND``) as a bar from its 2.5th to its
+    97.5th percentile. The bar is drawn from the band itself, not as an error
+    about the mean: a few outlying seeds can put the mean outside the band
+    (seaborn's error bars then fail on a negative length)."""
     df = tidy("value", da)
     df["x"] = df[along].map(dict(zip(da[along].values.tolist(), x, strict=True)))
     if df.empty:
         ax.plot([np.nan], [np.nan], color=color, ls=ls)
         return
+    values = df.groupby("x")["value"]
+    tail = (100 - BAND[1]) / 200  # BAND = ("pi", width): pandas' linear interpolation, as seaborn's
+    lo, hi = values.quantile(tail), values.quantile(1 - tail)
     with keep_labels(ax):
         sns.lineplot(
             data=df,
@@ -219,11 +225,17 @@ def seed_points(ax, da: xr.DataArray, along: str, x, color, marker, ls="-", lw=1
             linestyle=ls,
             lw=lw,
             markeredgewidth=0,
-            errorbar=BAND,
-            err_style="bars",
-            err_kws={"capsize": 1.5, "elinewidth": lw},
+            errorbar=None,
             legend=False,
         )
+        band_bars(ax, lo.index, lo, hi, color, lw)
+
+
+def band_bars(ax, x, lo, hi, color, lw=1.0):
+    """A band drawn as vertical bars from ``lo`` to ``hi`` at ``x``, with caps;
+    not as errors about an estimate, which a percentile band need not hold."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor=color, elinewidth=lw, capsize=1.5)
 
 
 def columns(ds, lam, penalties):

@@ -6,7 +6,7 @@ import numpy as np
 
 from study import style
 
-from .draw import bound_note, frac, join, line_handle, penalty_handles, slice_text
+from .draw import band_bars, bound_note, frac, join, line_handle, penalty_handles, slice_text
 from .select import lam_units, lam_values, one_mode, penalties, resolve
 from .stats import diverged_note, error_bounds, final_metrics, match_tol, seed_stats, u_zero_count
 
@@ -44,15 +44,8 @@ def draw(datasets: dict, slice: dict | None = None, mode: str | None = None):  #
             for p in pens:
                 sp = seed_stats(mn["sparsity"].sel(penalty=p))[0]
                 an, lo, hi, _ = seed_stats(mn["angle"].sel(penalty=p))
-                ax.errorbar(
-                    sp.values,
-                    an.values,
-                    yerr=[an.values - lo.values, hi.values - an.values],
-                    color=style.PENALTY_COLOR[p],
-                    marker=style.PENALTY_MARKER[p],
-                    capsize=1.5,
-                    lw=1.0,
-                )
+                ax.plot(sp.values, an.values, color=style.PENALTY_COLOR[p], marker=style.PENALTY_MARKER[p], lw=1.0)
+                band_bars(ax, sp.values, lo.values, hi.values, style.PENALTY_COLOR[p])
             dens = float(mn["density"].mean())
             if bound is not None:
                 # Where the bound holds, u_bar keeps exactly the support of w*: sparsity 1 - s/n.
