@@ -20,6 +20,8 @@ def rate_grid(ds: xr.Dataset) -> xr.DataArray:
     a = float(ds.attrs["tl1_a"])
     dims = ("n", "k", "seed", "penalty", "lam", "beta", "eta", "ste")
     out = xr.DataArray(np.full(tuple(ds.sizes[d] for d in dims), np.nan), coords={d: ds[d] for d in dims}, dims=dims)
+    # Read once: a selection from the lazily opened file decompresses the variable's whole chunk.
+    ds = ds[["w_bar", "w_star", "lam_effective"]].load()
     for idx in np.ndindex(out.shape):
         co = {d: ds[d].values[i] for d, i in zip(dims, idx, strict=True)}
         if co["ste"] == "clipped_relu":
