@@ -63,11 +63,72 @@ def stack_cells(parts: list[xr.Dataset], pad: tuple[str, ...] = ("feature",), co
             pieces.append(one.pad(widths) if widths else one)
             if consume:  # the cell without it (drop_vars copies no array)
                 prepared[i] = (q.drop_vars(name), extra)
-        stacked.append(xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer"))
+        grid = _stack_grid(pieces, name)
+        if grid is None:  # cells missing or differing beyond their cell coordinates: xarray aligns them
+            grid = xr.combine_by_coords(pieces, combine_attrs="drop_conflicts", join="outer")
+        stacked.append(grid)
         del pieces
     ds = xr.merge(stacked, compat="no_conflicts", join="outer", combine_attrs="drop_conflicts")
     ds.attrs = {}
     return ds.assign_coords({d: (d, np.arange(size), {"long_name": PADDED[d]}) for d, size in longest.items()})
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b))
+    return bool(a == b)
+
+
+def _stack_grid(pieces: list[xr.Dataset], name: str) -> xr.Dataset | None:
+    """Variable ``name`` of the cells (each one cell: ``CELL_DIMS`` of length 1)
+    placed into one array over every (n, k, seed), the coordinates increasing:
+    what ``xr.combine_by_coords(..., combine_attrs="drop_conflicts")`` gives
+    when the cells fill the grid and agree on every other coordinate, without
+    its alignment of each piece (most of an aggregate's time). None otherwise."""
+    first = pieces[0]
+    var = first[name]
+    if not set(CELL_DIMS) <= set(var.dims) or any(p.sizes[d] != 1 for p in pieces for d in CELL_DIMS):
+        return None
+    cells = [tuple(int(p[d].item()) for d in CELL_DIMS) for p in pieces]
+    axes = [sorted({c[i] for c in cells}) for i in range(len(CELL_DIMS))]
+    if len(set(cells)) != len(cells) or len(cells) != int(np.prod([len(a) for a in axes])):
+        return None
+    others = {c: first.coords[c] for c in first.coords if c not in CELL_DIMS}
+    if any(set(CELL_DIMS) & set(first.coords[c].dims) for c in others):
+        return None
+    for p in pieces[1:]:
+        v = p[name]
+        if v.dims != var.dims or v.dtype != var.dtype or set(p.coords) != set(first.coords):
+            return None
+        if not all(
+            p.coords[c].dims == others[c].dims and np.array_equal(p.coords[c].values, others[c].values) for c in others
+        ):
+            return None
+    where = [var.dims.index(d) for d in CELL_DIMS]
+    shape = list(var.shape)
+    for i, axis in zip(where, axes, strict=True):
+        shape[i] = len(axis)
+    out = np.empty(shape, dtype=var.dtype)
+    for p, cell in zip(pieces, cells, strict=True):
+        index = [slice(None)] * len(shape)
+        for i, axis, value in zip(where, axes, cell, strict=True):
+            index[i] = axis.index(value)
+        out[tuple(index)] = p[name].values[tuple(0 if j in where else slice(None) for j in range(len(shape)))]
+    attrs = dict(var.attrs)
+    for p in pieces[1:]:
+        attrs = {k: v for k, v in attrs.items() if k in p[name].attrs and _same(v, p[name].attrs[k])}
+    result = xr.Dataset(
+        {name: (var.dims, out, attrs)},
+        coords={
+            **{
+                d: (d, np.array(axis, dtype=first[d].dtype), first[d].attrs)
+                for d, axis in zip(CELL_DIMS, axes, strict=True)
+            },
+            **others,
+        },
+    )
+    result[name].encoding = dict(var.encoding)
+    return result
 
 
 def sort_grid(ds: xr.Dataset) -> xr.Dataset:

@@ -57,6 +57,44 @@ def test_consuming_the_cells_stacks_the_same_and_frees_them():
     assert all(a() is None for a in arrays)
 
 
+def test_a_full_grid_stacks_as_xarray_combines_it(monkeypatch):
+    """The cells filling the (n, k, seed) grid are placed directly (the fast
+    path of ``stack_cells``): the same dataset as xarray's ``combine_by_coords``
+    of the whole cells, values, dtypes, order, variable attributes (conflicting
+    ones dropped, array-valued ones compared whole) and encodings, whatever
+    order the cells come in."""
+    gen = np.random.default_rng(3)
+    cells = []
+    for n in (8, 4):
+        for k in (2, 3):
+            for seed in (1, 0, 2):
+                c = xr.Dataset(
+                    {
+                        "x": (("lam", "step"), gen.standard_normal((2, 3)), {"units": "1", "cell": f"{n}-{seed}"}),
+                        "code": ("lam", gen.integers(0, 5, 2).astype(np.int8), {"flag_values": np.arange(3)}),
+                    },
+                    coords={"lam": [0.0, 0.1], "step": [0, 5, 10], "label": ("lam", ["a", "b"])},
+                    attrs={"n": n, "k": k, "seed": seed},
+                )
+                c["x"].encoding = {"zlib": True}
+                cells.append(c)
+    gen.shuffle(cells)
+    whole = xr.combine_by_coords(
+        [c.expand_dims({d: [c.attrs[d]] for d in ("n", "k", "seed")}) for c in cells],
+        combine_attrs="drop_conflicts",
+    )
+    whole.attrs = {}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full grid must not need xarray's alignment")
+
+    monkeypatch.setattr(xr, "combine_by_coords", refuse)
+    ds = stack_cells(list(cells))
+    xr.testing.assert_identical(ds, whole)
+    assert ds["code"].dtype == np.int8 and "cell" not in ds["x"].attrs and ds["x"].encoding["zlib"]
+    assert list(ds["n"].values) == [4, 8] and list(ds["seed"].values) == [0, 1, 2]
+
+
 def test_the_relu_constant_is_the_librarys():
     """units.relu_constant stays plain Python (parse time); it equals rvscgd.coarse_constant bit for bit."""
     for k in (1, 2, 3, 4, 7, 16, 100):
