@@ -176,7 +176,8 @@ def draw(datasets: dict):
         caption = (
             f"Basins over many starts: {seeds} teachers x ({counts}) starts per grid point; "
             r"RVSCGD (ReLU STE, normalised); best = the stable predicted fixed point nearest $w^*$, matched "
-            r"to the final $w$; spurious = supp$(u)$ disjoint from supp$(w^*)$ (incl. $u=0$) or "
+            r"to the final $w$ (empirical: within the point's predicted noise floor); "
+            r"spurious = supp$(u)$ disjoint from supp$(w^*)$ (incl. $u=0$) or "
             r"$\langle u, w^*\rangle<0$; at $\lambda=0$ nothing is thresholded, so $u=w$ is dense and never has "
             "the exact support; bars: Wilson 95% over the runs pooled per point; background: the region the fixed "
             "points predict (most teachers)"
