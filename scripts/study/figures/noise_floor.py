@@ -30,7 +30,7 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
     sizes = [int(b) for b in sub["batch_size"].values]
     colors = style.batch_colors(sizes)
     with style.context():
-        fig, axes = style.subplots(1, len(pens), height=2.4, sharey=True)
+        fig, axes = style.subplots(1, len(pens), height=3.4, sharey=True)  # room for the notes under the panels
         for i, p in enumerate(pens):
             ax = axes[0, i]
             r = sub.sel(penalty=p)
@@ -48,7 +48,7 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
             style.note(ax, "\n".join(n for n in notes if n), "upper left")
             band = outside_band(ratios)
             if band:
-                style.note(ax, band, "lower right")
+                style.below(ax, band)  # under the panel: a box inside would cover the points
             ax.set_yscale("log")
             ax.set_xticks(sigmas, [f"{s:g}" for s in sigmas])
             ax.set_xlabel(r"label noise $\sigma$")
