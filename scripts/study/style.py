@@ -316,12 +316,25 @@ def thin_log_minor_ticks(fig) -> None:
                 axis.set_minor_locator(matplotlib.ticker.LogLocator(subs=MINOR_LOG_SUBS))
 
 
+def label_log_decades_only(fig) -> None:
+    """No minor tick labels on a log axis whose view holds a power of ten:
+    its decade labels name the scale, and matplotlib's labels of the ticks
+    between (2x10^2, 3x10^2, ...) crowd an axis spanning one to two decades.
+    An axis within one decade keeps them: they are its only labels."""
+    for ax in fig.axes:
+        for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            lo, hi = sorted(lim)
+            if axis.get_scale() == "log" and lo > 0 and np.floor(np.log10(hi)) >= np.ceil(np.log10(lo)):
+                axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def save(fig, png, pdf, dpi: int = DPI) -> None:
     """Write ``fig`` as PNG (``dpi``) and PDF, without timestamps (same inputs, same bytes),
     then close it. The layout is computed once, for the PNG, and kept for the PDF
     (it is in inches, so the same for both; computing it twice doubled the cost)."""
     mark_empty_log_axes(fig)
     thin_log_minor_ticks(fig)
+    label_log_decades_only(fig)
     for path in (png, pdf):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with context():  # the save-time settings (pdf.fonttype: TrueType) apply only while saving
