@@ -99,6 +99,13 @@ def predict_floor_cell(
         return _predict(config, data, limits, batch_sizes, label_noises, nearest_points(data, limits, finals))
 
 
+def point_match_distance(floor: xr.Dataset) -> xr.DataArray:
+    """Each listed point's match distance (``fp_floor_match_distance``) where its
+    prediction holds (``fp_floor_hops`` 0), NaN elsewhere: what ``match_runs``
+    reads as ``floor`` (a NaN falls back to the tolerance)."""
+    return floor["fp_floor_match_distance"].where(floor["fp_floor_hops"] == 0)
+
+
 def nearest_points(data: xr.Dataset, limits: xr.Dataset, finals: xr.DataArray | None) -> dict | None:
     """{setting index over FLOOR_DIMS: listed points nearest some run's final w}
     (``rvscgd.nearest_listed``, as ``match_runs`` takes it), for

@@ -143,17 +143,18 @@ def test_best_fixed_point_is_the_stable_one_nearest_w_star_by_brute_force(cell):
     here by enumerating every point's distance to w* and to the run's w
     directly. The match distance: the mode's tolerance, or for empirical runs
     the point's predicted noise-floor quantile where predicted (every point's,
-    here), within which the support is not required."""
+    here), within which the support is not required; ``limit_match_rule`` says
+    which, ``tolerance_hops`` where the nearest point's prediction hops."""
     config, ds = cell
     data = xr.Dataset({"w_star": ("feature", ds["w_star"].values)}, attrs={"n": 8, "k": 4, "seed": 0, "s": 3})
     from study.experiments.gaussian import predict_limits_cell
 
     limits = predict_limits_cell(config, data, {**basins.grid_coords(config), "ste": ["relu"]})
     w_star = ds["w_star"].values
-    from study.floor import predict_floor_cell
+    from study.floor import FLOOR_RULES, predict_floor_cell
 
     floors = predict_floor_cell(config, data, limits, config["basins"]["batch_size"], [0.0])
-    checked, seen, by_floor = 0, set(), 0
+    checked, seen, by_floor, hops = 0, set(), 0, 0
     for setting in ds["setting"].values:
         mode = str(ds["mode"].sel(setting=setting).item())
         tol = config["limit"]["match_tol"][mode]
@@ -187,18 +188,30 @@ def test_best_fixed_point_is_the_stable_one_nearest_w_star_by_brute_force(cell):
                         same = thr == 0 or np.array_equal(run["u_final"].values != 0, np.abs(oriented) > thr)
                         reach, floor = tol, False
                         if mode == "empirical":
-                            fl = floors.sel(
-                                penalty=p, lam=lam, beta=beta, eta=1.0, ste="relu", label_noise=0.0, fixed_point=best
-                            ).sel(batch_size=int(ds["batch_size"].sel(setting=setting)))
-                            if int(fl["fp_floor_hops"]) == 0 and np.isfinite(float(fl["fp_floor_match_distance"])):
-                                reach, floor = float(fl["fp_floor_match_distance"]), True
+                            fl = floors.sel(penalty=p, lam=lam, beta=beta, eta=1.0, ste="relu", label_noise=0.0).sel(
+                                batch_size=int(ds["batch_size"].sel(setting=setting))
+                            )
+                            fb = fl.sel(fixed_point=best)
+                            if int(fb["fp_floor_hops"]) == 0 and np.isfinite(float(fb["fp_floor_match_distance"])):
+                                reach, floor = float(fb["fp_floor_match_distance"]), True
                         expect = d_best <= reach and int(np.argmin(d_all)) == best and (same or floor)
                         by_floor += bool(expect and floor and d_best > tol)
                         assert run["reached_best"].item() == float(expect), (setting, p, lam, beta, s)
+                        # The rule: the nearest point's predicted floor, its hop flag, or no prediction.
+                        rule = FLOOR_RULES["tolerance_no_prediction"]
+                        if mode == "empirical":
+                            near = fl.sel(fixed_point=int(np.argmin(d_all)))
+                            if int(near["fp_floor_hops"]) == 0 and np.isfinite(float(near["fp_floor_match_distance"])):
+                                rule = FLOOR_RULES["predicted_floor"]
+                            elif int(near["fp_floor_hops"]) == 1:
+                                rule = FLOOR_RULES["tolerance_hops"]
+                                hops += 1
+                        assert int(run["limit_match_rule"]) == rule, (setting, p, lam, beta, s)
                         checked += 1
                         seen.add(bool(expect))
     assert checked > 50
     assert seen == {True, False}  # the tiny cell has runs at the best point and runs elsewhere
+    assert hops > 0  # a point whose floor prediction hops: matched by the tolerance, and labelled so
     assert by_floor > 0  # runs beyond the tolerance but within their predicted floor count as best
 
 

@@ -28,7 +28,7 @@ import xarray as xr
 import rvscgd
 from rvscgd import theory
 
-from ..floor import floor_config, predict_floor_cell
+from ..floor import floor_config, point_match_distance, predict_floor_cell
 from ..grid import MODES, block_cells
 from ..labels import label_cell_grid, set_long_names, status_attrs
 from ..matching import limit_kind_attrs, limit_match_rule_attrs, match_runs, support_metrics
@@ -213,17 +213,16 @@ def _regions(config, w_star, k, coords, limits) -> np.ndarray:
     return out
 
 
-def _match_floor(config, data, limits, w_final: xr.DataArray, batch_size: int) -> xr.DataArray | None:
-    """The match distance of the empirical runs at ``batch_size``: each listed
-    point's predicted noise-floor quantile (``study.floor``), as the one-layer
-    study matches its runs (``gaussian.cell_dataset``); None with the floor off
+def _match_floor(config, data, limits, w_final: xr.DataArray, batch_size: int) -> xr.Dataset | None:
+    """The predicted noise floor of each listed point for the empirical runs at
+    ``batch_size`` (``study.floor``), by which they are matched as the one-layer
+    study's are (``gaussian.cell_dataset``); None with the floor off
     (``limit.match_tol`` alone)."""
     if not floor_config(config)["enabled"]:
         return None
     finals = w_final.expand_dims(ste=[STE], normalise=[NORMALISE])
     fl = predict_floor_cell(config, data, limits, [batch_size], [0.0], finals=finals)
-    fl = fl.isel(batch_size=0, label_noise=0, drop=True)
-    return fl["fp_floor_match_distance"].where(fl["fp_floor_hops"] == 0)
+    return fl.isel(batch_size=0, label_noise=0, drop=True)
 
 
 def _setting_dataset(res, shape, coords, n, data, limits, tol, floor=None) -> xr.Dataset:
@@ -237,8 +236,12 @@ def _setting_dataset(res, shape, coords, n, data, limits, tol, floor=None) -> xr
         },
         coords={"start": np.arange(shape[0]), **{d: coords[d] for d in GRID_DIMS}},
     )
-    # match_runs reads the STE and the normalisation from the run's coordinates.
-    m = match_runs(ds.expand_dims(ste=[STE], normalise=[NORMALISE]), data, limits, tol, floor=floor)
+    # match_runs reads the STE and the normalisation from the run's coordinates, and
+    # the floor's hop flag from the runs' dataset (a hopping point: rule tolerance_hops).
+    runs = ds.expand_dims(ste=[STE], normalise=[NORMALISE])
+    if floor is not None:
+        runs["fp_floor_hops"] = floor["fp_floor_hops"]
+    m = match_runs(runs, data, limits, tol, floor=None if floor is None else point_match_distance(floor))
     mdims = m.pop("dims")
     kind = xr.DataArray(m["limit_kind"], dims=mdims).squeeze(["ste", "normalise"], drop=True)
     best = xr.DataArray(m["limit_best"], dims=mdims).squeeze(["ste", "normalise"], drop=True)

@@ -16,7 +16,7 @@ import xarray as xr
 import rvscgd
 from rvscgd.engine import resolve_sampler
 
-from ..floor import floor_config, predict_floor_cell
+from ..floor import floor_config, point_match_distance, predict_floor_cell
 from ..grid import MODES, RUN_DIMS, cells, run_coords, teacher_sparsity, trained_runs
 from ..labels import SUPPORT_LONG_NAMES, TRACE_ANGLES, TRACE_SPARSITY, set_long_names, status_attrs
 from ..matching import (
@@ -434,7 +434,7 @@ def cell_dataset(
     tol = DEFAULT_MATCH_TOL[mode] if match_tol is None else float(match_tol)
     floor = None
     if "floor_match_distance" in train and floor_enabled:
-        floor = train["fp_floor_match_distance"].where(train["fp_floor_hops"] == 0)
+        floor = point_match_distance(train)
     m = match_runs(train, data, limits, tol, floor=floor)
     dims = m.pop("dims")
     ds["limit_kind"] = (
