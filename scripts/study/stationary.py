@@ -15,11 +15,12 @@ def run_end(trace: xr.DataArray) -> xr.DataArray:
     return trace["step"].where(trace.notnull()).max("step")
 
 
-def mean_sq_floor(dist: xr.DataArray, end) -> xr.DataArray:
+def mean_sq_floor(dist: xr.DataArray, end=None) -> xr.DataArray:
     """The measured noise floor of each run, the counterpart of the predicted
     ``floor_mean_sq``: the time average of ``dist^2`` (``dist_wbar``) over the
     recorded steps of the run's second half, ``t >= end / 2``, the stationary
     part once the transient has decayed (rho^(T/2) << the floor). ``end``: the
-    run's last step, a number (one cell's budget) or per run (``run_end``)."""
-    late = dist["step"] >= end / 2
+    run's last step, a number (one cell's budget); by default each run's own
+    (``run_end``)."""
+    late = dist["step"] >= (run_end(dist) if end is None else end) / 2
     return (dist.where(late, drop=True) ** 2).mean("step")

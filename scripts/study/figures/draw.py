@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from study import style
 
 from .select import lam_units, series_columns
-from .stats import BAND, above_bound, diverged, tidy
+from .stats import BAND, above_bound, diverged, seed_stats, tidy
 
 # One style for every per-run strip of points (seaborn ``stripplot``) on a log
 # axis: small, translucent, jittered; rasterised, since thousands of points as
@@ -211,9 +211,7 @@ def seed_points(ax, da: xr.DataArray, along: str, x, color, marker, ls="-", lw=1
     if df.empty:
         ax.plot([np.nan], [np.nan], color=color, ls=ls)
         return
-    values = df.groupby("x")["value"]
-    tail = (100 - BAND[1]) / 200  # BAND = ("pi", width): pandas' linear interpolation, as seaborn's
-    lo, hi = values.quantile(tail), values.quantile(1 - tail)
+    _, lo, hi, _ = seed_stats(da, [d for d in da.dims if d != along])  # every value at each x
     with keep_labels(ax):
         sns.lineplot(
             data=df,
@@ -228,7 +226,7 @@ def seed_points(ax, da: xr.DataArray, along: str, x, color, marker, ls="-", lw=1
             errorbar=None,
             legend=False,
         )
-        band_bars(ax, lo.index, lo, hi, color, lw)
+        band_bars(ax, x, lo.transpose(along).values, hi.transpose(along).values, color, lw)
 
 
 def band_bars(ax, x, lo, hi, color, lw=1.0):

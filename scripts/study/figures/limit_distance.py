@@ -49,7 +49,7 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
                     for b in r["batch_size"].values:
                         rb = r.sel(batch_size=b)
                         trace(ax, rb["dist_wbar"], rb["status"], bcolors[int(b)])
-                        ms = mean_sq_floor(d := rb["dist_wbar"].where(~diverged(rb["status"])), run_end(d))
+                        ms = mean_sq_floor(rb["dist_wbar"].where(~diverged(rb["status"])))
                         floors[(p, int(b))] = np.sqrt(ms)
                         if "floor_mean_sq" in rb:
                             pred = rb["floor_mean_sq"]

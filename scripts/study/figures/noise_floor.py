@@ -8,7 +8,7 @@ from study import style
 
 from .draw import line_handle, seed_points, slice_text
 from .select import lam_units, middle_lam, need_limit_slice, penalties, resolve
-from .stats import diverged, diverged_note, floor_ratio, mean_sq_floor, outside_band, run_end
+from .stats import diverged, diverged_note, floor_ratio, mean_sq_floor, outside_band
 
 
 def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
@@ -37,7 +37,7 @@ def draw(datasets: dict, slice: dict | None = None, lam=None):  # noqa: A002
             ratios = {}
             for b in sizes:
                 rb = r.sel(batch_size=b)
-                ms = mean_sq_floor(d := rb["dist_wbar"].where(~diverged(rb["status"])), run_end(d))
+                ms = mean_sq_floor(rb["dist_wbar"].where(~diverged(rb["status"])))
                 seed_points(ax, np.sqrt(ms), "label_noise", sigmas, colors[b], style.PENALTY_MARKER[p])
                 if "floor_mean_sq" in rb:
                     pred = rb["floor_mean_sq"].broadcast_like(ms)

@@ -38,20 +38,21 @@ def converged(status: xr.DataArray) -> xr.DataArray:
     return status == CONVERGED
 
 
-def seed_stats(da: xr.DataArray, dim: str = "seed"):
-    """Mean over ``dim`` and the band holding the central 95% of the values
+def seed_stats(da: xr.DataArray, dim: str | list[str] = "seed"):
+    """Mean over ``dim`` (one or several dimensions) and the band holding the central 95% of the values
     (2.5th to 97.5th percentile, linear interpolation), skipping NaN.
 
     Returns ``(mean, low, high, count)``; the same band as seaborn's
     ``errorbar=("pi", 95)``. A percentile band stays inside the data (it never
     crosses zero on a log axis); with one seed it collapses onto the mean.
     """
+    tail = (100 - BAND[1]) / 200  # BAND = ("pi", 95): 0.025 on each side
     count = da.count(dim)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = da.mean(dim)
-        lo = da.quantile(0.025, dim).drop_vars("quantile")
-        hi = da.quantile(0.975, dim).drop_vars("quantile")
+        lo = da.quantile(tail, dim).drop_vars("quantile")
+        hi = da.quantile(1 - tail, dim).drop_vars("quantile")
     return mean, lo, hi, count
 
 
